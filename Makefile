@@ -1,0 +1,41 @@
+# The two commands a learner needs:  make lab   and   make test.
+# Both set the course up on first use (venv, packages, Jupyter kernel, verified data); later runs take seconds.
+
+PYTHON      ?= $(shell command -v python3.11 || command -v python3)
+VENV        := .venv
+BIN         := $(VENV)/bin
+# The set-up stamp is keyed on the dependency files: editing a pin re-runs the install.
+DEPS_KEY    := $(shell cat pyproject.toml environment.yml Makefile | sha256sum | cut -c1-16)
+STAMP       := $(VENV)/.setup-$(DEPS_KEY)
+DATA_MIRROR ?= ../shared/data
+KERNEL      := embeddings-course
+LAB_ARGS    ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup lab test data help
+
+help:
+	@echo "make lab    set up on first use, then open JupyterLab on notebooks/ (LAB_ARGS='--no-browser --port 8899')"
+	@echo "make test   set up on first use, then run the whole test suite"
+	@echo "make data   fetch and verify the data sets (mirror DATA_MIRROR=$(DATA_MIRROR), else download)"
+
+setup: $(STAMP) data
+
+$(STAMP):
+	@echo ">>> setting up $(VENV) with $(PYTHON)"
+	@test -n "$(PYTHON)" || { echo "error: python3.11 not found; install Python 3.11"; exit 1; }
+	rm -f $(VENV)/.setup-*
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (embeddings-course)"
+	touch $@
+
+data: $(STAMP)
+	$(BIN)/python -m course_lib.data fetch --mirror "$(DATA_MIRROR)"
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)

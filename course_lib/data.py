@@ -1,0 +1,452 @@
+"""The course's data sets, loaded and verified: BEIR SciFact and the STS Benchmark.
+
+Every file is checked against the sha256 manifest committed in ``data/manifest.json`` each time it
+is loaded, so a truncated or edited file is reported, never silently used.
+
+Where the files are looked up, in order:
+
+1. ``$COURSE_DATA_DIR/<name>``
+2. ``<repo>/data/<name>``, filled by ``make data`` (``python -m course_lib.data fetch``) from a
+   mirror folder (``--mirror``, default ``../shared/data``) or, where there is none, from the
+   upstream archive (BEIR's ``scifact.zip``, the original STS-B tarball).
+
+Licenses: SciFact is CC BY-NC 2.0 (non-commercial use only); STS-B scores are CC BY-SA 4.0 and its
+sentences keep their sources' licenses. See ``data/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from course_lib.paths import DATA_ROOT, small_mode
+
+MANIFEST_PATH = DATA_ROOT / "manifest.json"
+SMALL_CORPUS_SIZE = 1500
+SMALL_SEED = 0
+FIX_COMMAND = "make data"
+
+BeirSplit = Literal["train", "test"]
+StsSplit = Literal["train", "dev", "test"]
+
+
+class DataError(RuntimeError):
+    """A data set is missing, incomplete or not the file the course was written for."""
+
+
+class DataMissingError(DataError, FileNotFoundError):
+    """A data file is not where the course looks for it."""
+
+
+class DataChecksumError(DataError):
+    """A data file exists but its size or sha256 differs from the manifest."""
+
+
+def load_manifest() -> dict:
+    """Return the parsed ``data/manifest.json``."""
+    with open(MANIFEST_PATH, encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    return {k: v for k, v in manifest.items() if not k.startswith("_")}
+
+
+def _spec(name: str) -> dict:
+    manifest = load_manifest()
+    if name not in manifest:
+        raise ValueError(f"name must be one of {sorted(manifest)}, got {name!r}")
+    return manifest[name]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(name: str, root: Path) -> None:
+    """Check every manifest file of data set ``name`` under ``root``.
+
+    Raises
+    ------
+    DataMissingError
+        A file is absent; the message names it and the command that fixes it.
+    DataChecksumError
+        A file's size or sha256 differs; the message names the file, both hashes and the fix.
+    """
+    spec = _spec(name)
+    for rel, want in spec["files"].items():
+        path = root / rel
+        if not path.is_file():
+            raise DataMissingError(
+                f"{name}: data file {path} is missing. Fix: run `{FIX_COMMAND}` "
+                f"(or `python -m course_lib.data fetch {name}`) from the course folder."
+            )
+        got = sha256_file(path)
+        if got != want["sha256"]:
+            size = path.stat().st_size
+            kind = "truncated" if size < want["size"] else "altered"
+            raise DataChecksumError(
+                f"{name}: data file {path} is {kind} or corrupt: expected sha256 {want['sha256']} "
+                f"({want['size']} bytes), got sha256 {got} ({size} bytes). Fix: run `{FIX_COMMAND}` "
+                f"(or `python -m course_lib.data fetch {name}`), which replaces it with a verified copy."
+            )
+
+
+def locate(name: str) -> Path:
+    """Return the verified folder of data set ``name`` (``$COURSE_DATA_DIR/<name>``, then ``data/<name>``)."""
+    _spec(name)
+    candidates = []
+    env = os.environ.get("COURSE_DATA_DIR")
+    if env:
+        candidates.append(Path(env) / name)
+    candidates.append(DATA_ROOT / name)
+    for root in candidates:
+        if root.is_dir():
+            verify(name, root)
+            return root
+    raise DataMissingError(
+        f"{name}: no data folder found (looked in {', '.join(str(c) for c in candidates)}). "
+        f"Fix: run `{FIX_COMMAND}` (or `python -m course_lib.data fetch {name}`) from the course folder."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fetching: mirror folder or upstream archive, always verified before it is moved into place.
+# --------------------------------------------------------------------------------------------
+
+
+def _normalize_line_endings(root: Path, rels: list[str]) -> None:
+    for rel in rels:
+        path = root / rel
+        if path.is_file():
+            raw = path.read_bytes()
+            if b"\r\n" in raw:
+                path.write_bytes(raw.replace(b"\r\n", b"\n"))
+
+
+def _install(name: str, staged: Path, dest: Path) -> None:
+    """Verify ``staged`` and swap it in for ``dest`` (never leaves a half-written ``dest``)."""
+    verify(name, staged)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(staged, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _copy_from_mirror(name: str, mirror: Path, dest: Path) -> None:
+    spec = _spec(name)
+    src = mirror / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=dest.parent))
+    try:
+        for rel in spec["files"]:
+            if not (src / rel).is_file():
+                raise DataMissingError(f"{name}: the mirror {src} lacks {rel}; fix the mirror or fetch without it.")
+            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / rel, staged / rel)
+        _normalize_line_endings(staged, spec.get("crlf_to_lf", []))
+        try:
+            _install(name, staged, dest)
+        except DataChecksumError as err:
+            raise DataChecksumError(f"the mirror {src} holds a bad copy. {err}") from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _download(url: str, target: Path, timeout: float = 60.0) -> None:
+    """Download ``url`` to ``target`` with a progress bar; reject a short (interrupted) body."""
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked by caller)
+        total = resp.headers.get("Content-Length")
+        total = int(total) if total is not None else None
+        received = 0
+        with open(target, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                              desc=f"download {url.rsplit('/', 1)[-1]}") as bar:
+            while True:
+                try:
+                    block = resp.read(1 << 16)
+                except Exception as err:  # http.client.IncompleteRead and connection resets
+                    raise DataError(f"download of {url} was interrupted after {received} bytes: {err}") from err
+                if not block:
+                    break
+                out.write(block)
+                received += len(block)
+                bar.update(len(block))
+    if total is not None and received != total:
+        raise DataError(f"download of {url} was interrupted: got {received} of {total} bytes")
+
+
+def _extract(archive: Path, into: Path) -> None:
+    """Extract a .zip or .tar(.gz) archive, refusing members that would land outside ``into``."""
+    into = into.resolve()
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if not (into / member).resolve().is_relative_to(into):
+                    raise DataError(f"archive {archive.name} has an unsafe member path {member!r}")
+            zf.extractall(into)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            tf.extractall(into, filter="data")
+    else:
+        raise DataError(f"downloaded file {archive.name} is neither a zip nor a tar archive (corrupt download?)")
+
+
+def _fetch_from_url(name: str, url: str, dest: Path) -> None:
+    spec = _spec(name)
+    if not url.startswith(("http://", "https://", "file://")):
+        raise ValueError(f"url must be http(s):// or file://, got {url!r}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.download-", dir=dest.parent))
+    try:
+        archive = work / "archive"
+        _download(url, archive)
+        try:
+            _extract(archive, work / "x")
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+            raise DataError(f"archive from {url} is corrupt: {err}") from err
+        root = work / "x" / spec["archive_root"]
+        if not root.is_dir():
+            raise DataError(f"archive from {url} has no folder {spec['archive_root']!r}")
+        staged = work / name
+        staged.mkdir()
+        for rel in spec["files"]:
+            if (root / rel).is_file():
+                (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(root / rel, staged / rel)
+        _normalize_line_endings(staged, spec.get("crlf_to_lf", []))
+        try:
+            _install(name, staged, dest)
+        except DataError as err:
+            raise type(err)(f"the archive from {url} did not verify. {err}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def fetch(name: str, mirror: str | Path | None = None, url: str | None = None,
+          dest_root: Path | None = None) -> Path:
+    """Make ``<dest_root>/<name>`` hold a verified copy of data set ``name`` and return its path.
+
+    An existing copy that verifies is kept as it is. Otherwise the files come from ``mirror/<name>``
+    if that folder exists, else from ``url`` (default: the upstream archive in the manifest).
+    Nothing is moved into place before every file has matched its sha256; a failed or interrupted
+    fetch leaves no half-written data set behind.
+    """
+    spec = _spec(name)
+    dest = (dest_root or DATA_ROOT) / name
+    if dest.is_dir():
+        try:
+            verify(name, dest)
+            return dest
+        except DataError as err:
+            print(f"{name}: existing copy does not verify, replacing it ({err})", file=sys.stderr)
+    if mirror is not None and (Path(mirror) / name).is_dir():
+        _copy_from_mirror(name, Path(mirror), dest)
+        print(f"{name}: copied from mirror {Path(mirror) / name} and verified")
+    else:
+        _fetch_from_url(name, url or spec["url"], dest)
+        print(f"{name}: downloaded from {url or spec['url']} and verified")
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR data set restricted to one split.
+
+    Attributes
+    ----------
+    corpus : dict[str, dict]
+        doc id -> ``{"title": str, "text": str}``, in file order.
+    queries : dict[str, str]
+        query id -> text, only the queries of this split (those in its qrels).
+    qrels : dict[str, dict[str, int]]
+        query id -> {doc id -> relevance}.
+    """
+
+    name: str
+    split: str
+    corpus: dict[str, dict]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    small: bool = False
+    root: Path = field(default=Path("."), repr=False)
+
+    def __repr__(self) -> str:
+        return (f"BeirDataset(name={self.name!r}, split={self.split!r}, small={self.small}, "
+                f"docs={len(self.corpus)}, queries={len(self.queries)}, "
+                f"judgements={sum(len(v) for v in self.qrels.values())})")
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV (``query-id<TAB>corpus-id<TAB>score``, header line)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        if header[:2] != ["query-id", "corpus-id"]:
+            raise DataError(f"{path}: expected a header 'query-id<TAB>corpus-id<TAB>score', got {header}")
+        for lineno, line in enumerate(fh, start=2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 3:
+                raise DataError(f"{path}:{lineno}: expected 3 tab-separated fields, got {len(parts)}")
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def small_doc_ids(all_ids: list[str], judged: set[str], size: int = SMALL_CORPUS_SIZE,
+                  seed: int = SMALL_SEED) -> set[str]:
+    """The small-mode sub-corpus: every judged document plus a seeded sample of the rest, ``size`` in all."""
+    judged = {d for d in judged if d in set(all_ids)}
+    rest = sorted(d for d in all_ids if d not in judged)
+    n_extra = max(0, min(size - len(judged), len(rest)))
+    return judged | set(random.Random(seed).sample(rest, n_extra))
+
+
+def load_beir(name: str = "scifact", split: BeirSplit = "test", small: bool | None = None) -> BeirDataset:
+    """Load a verified BEIR data set and one split of its queries.
+
+    Parameters
+    ----------
+    name : str
+        Data set name in ``data/manifest.json`` (``"scifact"``).
+    split : {"train", "test"}
+        Which qrels (and so which queries) to load.
+    small : bool or None
+        Small mode: keep 1,500 documents, every document judged in the train or test qrels plus a
+        seeded sample of the rest. ``None`` reads ``COURSE_SMALL``.
+
+    Examples
+    --------
+    >>> ds = load_beir("scifact", "test", small=True)
+    >>> len(ds.corpus), len(ds.queries)
+    (1500, 300)
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = locate(name)
+    if small is None:
+        small = small_mode()
+    docs = _read_jsonl(root / "corpus.jsonl")
+    corpus = {d["_id"]: {"title": d.get("title", ""), "text": d.get("text", "")} for d in docs}
+    qrels = read_qrels(root / "qrels" / f"{split}.tsv")
+    all_queries = {q["_id"]: q["text"] for q in _read_jsonl(root / "queries.jsonl")}
+    missing = [q for q in qrels if q not in all_queries]
+    if missing:
+        raise DataError(f"{name}/{split}: {len(missing)} query ids in the qrels are not in queries.jsonl")
+    queries = {qid: all_queries[qid] for qid in qrels}
+    if small:
+        judged = set()
+        for s in ("train", "test"):
+            for rel in read_qrels(root / "qrels" / f"{s}.tsv").values():
+                judged.update(rel)
+        keep = small_doc_ids(list(corpus), judged)
+        corpus = {d: v for d, v in corpus.items() if d in keep}
+    return BeirDataset(name=name, split=split, corpus=corpus, queries=queries, qrels=qrels,
+                       small=bool(small), root=root)
+
+
+def document_text(doc: dict, fields: tuple[str, ...] = ("title", "text")) -> str:
+    """The text a model reads for a document: the non-empty ``fields`` joined by one space.
+
+    >>> document_text({"title": "Aspirin", "text": "reduces fever."})
+    'Aspirin reduces fever.'
+    """
+    return " ".join(doc[f].strip() for f in fields if doc.get(f, "").strip())
+
+
+@dataclass
+class StsData:
+    """One STS-B split: sentence pairs and gold similarity scores in [0, 5]."""
+
+    split: str
+    sentence1: list[str]
+    sentence2: list[str]
+    score: list[float]
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+def load_sts(split: StsSplit = "test") -> StsData:
+    """Load a verified STS Benchmark split from the original tab-separated files.
+
+    Fields per line: genre, filename, year, id, score, sentence1, sentence2 (some lines carry two
+    more source fields, which are ignored). There is no quoting: split on tabs only.
+
+    >>> sts = load_sts("dev")
+    >>> len(sts), 0.0 <= min(sts.score) <= max(sts.score) <= 5.0
+    (1500, True)
+    """
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be 'train', 'dev' or 'test', got {split!r}")
+    root = locate("stsbenchmark")
+    s1, s2, scores = [], [], []
+    path = root / f"sts-{split}.csv"
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 7:
+                raise DataError(f"{path}:{lineno}: expected at least 7 tab-separated fields, got {len(parts)}")
+            scores.append(float(parts[4]))
+            s1.append(parts[5])
+            s2.append(parts[6])
+    return StsData(split=split, sentence1=s1, sentence2=s2, score=scores)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_fetch = sub.add_parser("fetch", help="fetch and verify data sets into data/<name>")
+    p_fetch.add_argument("names", nargs="*", help="data sets (default: all in the manifest)")
+    p_fetch.add_argument("--mirror", default=None, help="folder holding <name>/ copies (e.g. ../shared/data)")
+    p_fetch.add_argument("--url", default=None, help="override the archive URL (one data set only)")
+    p_fetch.add_argument("--dest", default=None, type=Path, help="folder to fill (default: the course's data/)")
+    p_verify = sub.add_parser("verify", help="verify the data sets the course would load")
+    p_verify.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    names = args.names or list(load_manifest())
+    try:
+        if args.cmd == "fetch":
+            if args.url and len(names) != 1:
+                parser.error("--url needs exactly one data set name")
+            for name in names:
+                path = fetch(name, mirror=args.mirror, url=args.url, dest_root=args.dest)
+                print(f"{name}: ok ({path})")
+        else:
+            for name in names:
+                print(f"{name}: ok ({locate(name)})")
+    except (DataError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The set-up files agree with each other: one list of pinned packages, one kernel name, one CI entry."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[\[=<>!~ ]", req, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def pyproject_requirements() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["dependencies"] + project["optional-dependencies"]["test"]
+
+
+def environment_requirements() -> list[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = [d for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip) == 1, "environment.yml must have exactly one pip: section"
+    return pip[0]["pip"]
+
+
+def test_pyproject_and_environment_pin_the_same_packages():
+    py = {_name(r): r.replace(" ", "") for r in pyproject_requirements()}
+    env = {_name(r): r.replace(" ", "") for r in environment_requirements()}
+    assert py == env
+
+
+def test_every_requirement_is_pinned_exactly():
+    for req in pyproject_requirements():
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.+]*", req), req
+
+
+def test_environment_python_matches_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"].startswith(">=3.11")
+
+
+def test_makefile_installs_torch_first_then_project_with_test_extras_and_kernel():
+    mk = (ROOT / "Makefile").read_text()
+    torch_at = mk.index('pip install --quiet "torch==2.13.0"')
+    project_at = mk.index('pip install --quiet -e ".[test]"')
+    assert torch_at < project_at
+    assert "ipykernel install --sys-prefix --name $(KERNEL)" in mk
+    assert re.search(r"^KERNEL\s*:=\s*embeddings-course$", mk, re.M)
+    assert "$(LAB_ARGS)" in mk
+
+
+def test_ci_runs_make_test_and_readme_shows_both_commands():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    quick = readme[readme.index("## Quickstart"):]
+    assert quick.index("make lab") < quick.index("make test") < quick.index("\n## ", 5)
+
+
+def test_data_files_are_ignored_by_git():
+    ignore = (ROOT / ".gitignore").read_text().split()
+    assert "data/*/" in ignore and ".venv/" in ignore and ".cache/" in ignore
