@@ -39,3 +39,17 @@ lab: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: notebooks grade check
+notebooks: $(STAMP)
+	$(BIN)/python -m course_lib.notebooks build
+
+# make grade SUBMISSIONS=path/to/folder   (one subfolder per student) -> build/grades.csv
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder with one subfolder per student>"; exit 2; }
+	$(BIN)/python -m course_lib.grading grade "$(SUBMISSIONS)"
+
+# make check NB=01   grades a copy of your notebooks/01_*.ipynb and prints the points per exercise
+check: setup
+	@test -n "$(NB)" || { echo "usage: make check NB=01"; exit 2; }
+	$(BIN)/python -m course_lib.grading check "$(NB)"

@@ -49,6 +49,23 @@ def _select_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(vals, order, axis=1), np.take_along_axis(cand, order, axis=1).astype(np.int64)
 
 
+def topk_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of each row of a precomputed (Q, N) score matrix (e.g. BM25), same rules as :func:`topk`.
+
+    >>> s, i = topk_scores(np.array([[0.1, 0.7, 0.7, 0.2]]), 2)
+    >>> i.tolist()
+    [[1, 2]]
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] == 0:
+        raise ValueError(f"scores must be 2-D (queries, docs) with docs > 0, got shape {scores.shape}")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be an int in [1, {scores.shape[1]}] (the corpus size), got {k!r}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contains NaN or inf")
+    return _select_topk(scores, int(k))
+
+
 def topk(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product, blocked over queries to bound memory.
 

@@ -1,0 +1,134 @@
+"""Build the student notebooks from their single source, ``solutions/NN_topic.py``.
+
+    python -m course_lib.notebooks build      # what `make notebooks` runs
+
+For each source: jupytext reads it (percent format, nbgrader cell metadata in the cell headers),
+the notebook is written to an nbgrader course tree (``build/nbgrader/source/NN_topic/``), nbgrader's
+``generate_assignment`` strips solutions and hidden tests and locks the test cells, and the release
+copy is written to ``notebooks/NN_topic.ipynb`` with no outputs and the ``embeddings-course`` kernel.
+The stem ``NN_topic`` is the notebook name, the nbgrader assignment id and the test id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from course_lib.paths import REPO_ROOT
+
+SOLUTIONS = REPO_ROOT / "solutions"
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BUILD = REPO_ROOT / "build" / "nbgrader"
+KERNEL = {"display_name": "Python (embeddings-course)", "language": "python", "name": "embeddings-course"}
+LEAK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+def stems() -> list[str]:
+    """The notebook stems ``NN_topic``, in order."""
+    return sorted(p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.py"))
+
+
+def grade_ids(nb) -> list[str]:
+    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+
+
+def source_notebook(path: Path):
+    """Read a jupytext source into an nbgrader source notebook (deterministic cell ids, fixed kernel)."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    nb.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"}}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i:03d}"
+        meta = cell.metadata.get("nbgrader")
+        cell.metadata = {"nbgrader": meta} if meta else {}
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    dupes = [g for g, n in Counter(grade_ids(nb)).items() if n > 1]
+    if dupes:
+        raise ValueError(f"{path.name}: grade_id repeated: {dupes}; every nbgrader cell needs its own grade_id")
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and "points" not in meta:
+            raise ValueError(f"{path.name}: test cell {meta['grade_id']!r} has no points")
+        if meta.get("solution") and "BEGIN SOLUTION" not in cell.source:
+            raise ValueError(f"{path.name}: solution cell {meta['grade_id']!r} has no '### BEGIN SOLUTION' block")
+    return nb
+
+
+def write_notebook(nb, path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = nbformat.writes(nb, version=4)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def write_sources(root: Path, names: list[str] | None = None) -> list[str]:
+    """Write ``root/source/<stem>/<stem>.ipynb`` (solutions included) for each stem; return the stems."""
+    names = names or stems()
+    for stem in names:
+        write_notebook(source_notebook(SOLUTIONS / f"{stem}.py"), root / "source" / stem / f"{stem}.ipynb")
+    return names
+
+
+def nbgrader(*args: str, root: Path, db: bool = False, timeout: float | None = None, **kw):
+    """Run ``nbgrader`` in this environment on the course tree ``root``."""
+    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
+    cmd.append(f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}" if db else "--no-db")
+    env = dict(kw.pop("env", None) or os.environ)
+    # nbgrader calls the `alembic` command of this environment to set up its gradebook
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+def student_notebook(release_path: Path):
+    """The release copy, cleaned for git: no outputs, no execution counts, the course kernel."""
+    import nbformat
+
+    nb = nbformat.read(release_path, as_version=4)
+    nb.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"}}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def build(out: Path = NOTEBOOKS, root: Path = BUILD, names: list[str] | None = None) -> list[Path]:
+    """Build the student notebooks into ``out``; return their paths."""
+    if root.exists():
+        shutil.rmtree(root)
+    names = write_sources(root, names)
+    written = []
+    for stem in names:
+        res = nbgrader("generate_assignment", stem, "--force", root=root)
+        release = root / "release" / stem / f"{stem}.ipynb"
+        if res.returncode != 0 or not release.is_file():
+            raise RuntimeError(f"nbgrader generate_assignment {stem} failed:\n{res.stdout}\n{res.stderr}")
+        nb = student_notebook(release)
+        text = "\n".join(c.source for c in nb.cells)
+        leaks = [m for m in LEAK_MARKERS if m in text]
+        if leaks:
+            raise RuntimeError(f"{stem}: the student notebook still holds {leaks}")
+        write_notebook(nb, out / f"{stem}.ipynb")
+        written.append(out / f"{stem}.ipynb")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.notebooks", description=__doc__.split("\n")[0])
+    parser.add_argument("cmd", choices=["build"])
+    parser.add_argument("names", nargs="*", help="stems to build (default: all)")
+    args = parser.parse_args(argv)
+    for path in build(names=args.names or None):
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The notebook machinery: the single-source build, execution of every notebook, and autograding.
+
+Notebooks run in small mode (COURSE_SMALL=1, a 1,500-document sub-corpus) with the `embeddings-course` kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from course_lib import grading, notebooks
+from course_lib.notebooks import LEAK_MARKERS, NOTEBOOKS, REPO_ROOT, stems
+
+STEMS = stems()
+
+
+@pytest.fixture(scope="module")
+def fresh_build(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("build")
+    notebooks.build(out=tmp / "notebooks", root=tmp / "nbgrader")
+    return tmp
+
+
+def test_there_is_a_student_notebook_per_source():
+    assert STEMS and sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == STEMS
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_committed_notebook_equals_a_fresh_build(stem, fresh_build):
+    fresh = (fresh_build / "notebooks" / f"{stem}.ipynb").read_text()
+    assert (NOTEBOOKS / f"{stem}.ipynb").read_text() == fresh, "notebooks/ is stale: run `make notebooks`"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_student_notebook_has_no_solutions_hidden_tests_or_outputs(stem):
+    text = (NOTEBOOKS / f"{stem}.ipynb").read_text()
+    assert not [m for m in LEAK_MARKERS if m in text]
+    nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "embeddings-course"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    ids = notebooks.grade_ids(nb)
+    assert len(ids) == len(set(ids)) and sum(1 for c in code if "raise NotImplementedError()" in c.source) >= 3
+    md = nb.cells[0]
+    assert md.cell_type == "markdown" and all(w in md.source for w in ("learn", "Prerequisites", "Expected time"))
+
+
+def test_a_repeated_grade_id_fails_the_build(tmp_path):
+    src = (notebooks.SOLUTIONS / f"{STEMS[0]}.py").read_text()
+    bad = tmp_path / "99_bad.py"
+    bad.write_text(src.replace('"grade_id": "rrf_tests"', '"grade_id": "rrf"'))
+    with pytest.raises(ValueError, match=r"grade_id repeated: \['rrf'\]"):
+        notebooks.source_notebook(bad)
+
+
+def _env():
+    return {**os.environ, "COURSE_SMALL": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_solution_notebook_runs_under_nbval(stem, fresh_build):
+    path = fresh_build / "nbgrader" / "source" / stem / f"{stem}.ipynb"
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                          "--nbval-kernel-name", "embeddings-course", "--rootdir", str(path.parent), str(path)],
+                         cwd=path.parent, env=_env(), capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-4000:]
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_student_notebook_fails_only_in_exercises_with_not_implemented(stem, monkeypatch):
+    monkeypatch.setenv("COURSE_SMALL", "1")
+    nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    NotebookClient(nb, kernel_name="embeddings-course", allow_errors=True, timeout=1200,
+                   resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
+    failed = [(c.metadata.get("nbgrader", {}).get("grade_id"), o.ename)
+              for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert failed, "the blank exercises should raise NotImplementedError"
+    assert all(gid is not None and ename == "NotImplementedError" for gid, ename in failed), failed
+
+
+# ---------------------------------------------------------------------------------------------
+# Autograding: one real nbgrader run over a folder of crafted submissions
+# ---------------------------------------------------------------------------------------------
+
+STEM = "01_embedding_taxonomy"
+
+
+def _submission(solution_nb, replace: dict[str, str]):
+    """The solution notebook with the cells of the given grade ids replaced by the given code."""
+    nb = nbformat.reads(nbformat.writes(solution_nb), as_version=4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in replace:
+            cell.source = replace[gid]
+    return nb
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(fresh_build, tmp_path_factory):
+    solution = nbformat.read(fresh_build / "nbgrader" / "source" / STEM / f"{STEM}.ipynb", as_version=4)
+    subs = tmp_path_factory.mktemp("submissions")
+    cases = {
+        "solution": _submission(solution, {}),
+        "raises": _submission(solution, {"bm25_weight": "def bm25_weight(*args, **kwargs):\n    raise ValueError('oops')"}),
+        "loops": _submission(solution, {"cosine_topk": "def cosine_topk(q, c, k):\n    while True:\n        pass"}),
+        "edits_tests": _submission(solution, {"rrf": "def reciprocal_rank_fusion(rankings, k=60):\n    return {}",
+                                              "rrf_tests": "pass  # tests removed by the student"}),
+    }
+    for name, nb in cases.items():
+        (subs / name).mkdir()
+        nbformat.write(nb, subs / name / f"{STEM}.ipynb")
+    (subs / "blank" / STEM).mkdir(parents=True)  # the nested layout works too
+    (subs / "blank" / STEM / f"{STEM}.ipynb").write_bytes((NOTEBOOKS / f"{STEM}.ipynb").read_bytes())
+    files = sorted(subs.rglob("*.ipynb"))
+    before = {p: _sha(p) for p in files}
+    out = subs.parent / "grades.csv"
+    rows = grading.grade(subs, out, cell_timeout=60, root=tmp_path_factory.mktemp("grading"))
+    return {(r.student, r.exercise): r for r in rows}, before, out
+
+
+def _points(rows, student):
+    return {ex: r.points for (s, ex), r in rows.items() if s == student}
+
+
+def test_solution_scores_full_marks_and_blank_scores_zero(graded):
+    rows, _, out = graded
+    full = rows[("solution", "TOTAL")]
+    assert full.points == full.max_points == 6 and full.status == "graded"
+    assert rows[("blank", "TOTAL")].points == 0 and rows[("blank", "TOTAL")].max_points == 6
+    assert out.read_text().splitlines()[0] == "student,assignment,exercise,points,max_points,status"
+
+
+def test_an_exercise_that_raises_loses_only_its_points(graded):
+    assert _points(graded[0], "raises") == {"bm25_weight_tests": 0, "cosine_topk_tests": 2, "rrf_tests": 2, "TOTAL": 4}
+
+
+def test_an_infinite_loop_is_stopped_and_the_rest_still_graded(graded):
+    assert _points(graded[0], "loops") == {"bm25_weight_tests": 2, "cosine_topk_tests": 0, "rrf_tests": 2, "TOTAL": 4}
+
+
+def test_editing_a_locked_test_cell_earns_nothing(graded):
+    assert _points(graded[0], "edits_tests") == {"bm25_weight_tests": 2, "cosine_topk_tests": 2, "rrf_tests": 0, "TOTAL": 4}
+
+
+def test_the_grader_never_modifies_submissions(graded):
+    _, before, _ = graded
+    assert {p: _sha(p) for p in before} == before
+
+
+def test_self_check_grades_a_copy_and_leaves_the_learner_file_alone(capsys):
+    path = NOTEBOOKS / f"{STEM}.ipynb"
+    sha = _sha(path)
+    rows = grading.check("01")
+    assert _sha(path) == sha
+    assert {r.exercise for r in rows} == {"bm25_weight_tests", "cosine_topk_tests", "rrf_tests", "TOTAL"}
+    assert "0 / 6" in capsys.readouterr().out
