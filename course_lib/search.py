@@ -128,3 +128,38 @@ def run_from_topk(scores: np.ndarray, indices: np.ndarray, query_ids: Sequence[s
     docs = list(doc_ids)
     return {str(qid): {docs[j]: float(s) for j, s in zip(row_i, row_s)}
             for qid, row_s, row_i in zip(query_ids, scores.tolist(), indices.tolist())}
+
+
+def hamming_distances(query_codes: np.ndarray, corpus_codes: np.ndarray) -> np.ndarray:
+    """All pairwise Hamming distances between packed binary codes: popcount(q XOR d), summed over bytes.
+
+    The readable reference: it materializes (Q, N, bytes), so keep Q x N modest.
+
+    Parameters
+    ----------
+    query_codes : np.ndarray
+        uint8 (Q, B) packed bits (``course_lib.quantization.quantize_binary``).
+    corpus_codes : np.ndarray
+        uint8 (N, B), the same B.
+
+    Returns
+    -------
+    np.ndarray
+        int32 (Q, N), each in [0, 8 * B].
+
+    >>> hamming_distances(np.array([[0b1010_0000]], np.uint8), np.array([[0b1010_0000], [0b0101_0001]], np.uint8))
+    array([[0, 5]], dtype=int32)
+    """
+    for name, x in (("query_codes", query_codes), ("corpus_codes", corpus_codes)):
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2:
+            raise TypeError(f"{name} must be a 2-D uint8 array of packed bits, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+    if query_codes.shape[1] != corpus_codes.shape[1]:
+        raise ValueError(f"query_codes and corpus_codes must have the same bytes per code, got "
+                         f"{query_codes.shape[1]} and {corpus_codes.shape[1]}")
+    out = np.empty((query_codes.shape[0], corpus_codes.shape[0]), dtype=np.int32)
+    block = max(1, BLOCK_BYTES // max(1, corpus_codes.size))
+    for start in range(0, query_codes.shape[0], block):
+        xor = query_codes[start:start + block, None, :] ^ corpus_codes[None, :, :]  # (b, N, B)
+        out[start:start + block] = np.bitwise_count(xor).sum(axis=2, dtype=np.int32)
+    return out

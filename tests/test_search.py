@@ -71,3 +71,21 @@ def test_run_from_topk_maps_ids_and_checks_shapes():
         run_from_topk(np.array([[0.9]]), np.array([[3]]), ["q"], ["x", "y", "z"])
     with pytest.raises(ValueError, match="one id per row"):
         run_from_topk(np.array([[0.9]]), np.array([[0]]), ["q", "r"], ["x"])
+
+
+def test_hamming_distances_equal_faiss_binary_flat():
+    from course_lib.search import hamming_distances
+
+    rng = np.random.default_rng(3)
+    corpus = rng.integers(0, 256, (300, 48), dtype=np.uint8)
+    queries = rng.integers(0, 256, (9, 48), dtype=np.uint8)
+    d = hamming_distances(queries, corpus)
+    bits = np.unpackbits(queries, axis=1)[:, None, :] != np.unpackbits(corpus, axis=1)[None, :, :]
+    np.testing.assert_array_equal(d, bits.sum(axis=2))
+    index = faiss.IndexBinaryFlat(48 * 8)
+    index.add(corpus)
+    f_d, f_i = index.search(queries, 300)
+    np.testing.assert_array_equal(np.sort(d, axis=1), f_d)  # the same distance multiset per query
+    np.testing.assert_array_equal(np.take_along_axis(d, f_i, axis=1), f_d)
+    with pytest.raises(ValueError, match="same bytes per code, got 48 and 47"):
+        hamming_distances(queries, corpus[:, :47])

@@ -1,0 +1,203 @@
+"""Quality against bytes: score every compressed form of a corpus on one retrieval task.
+
+A :class:`Retrieval` holds one fixed task (query and corpus embeddings, ids, qrels) and scores any
+(Q, N) similarity matrix with course_lib's trec_eval-exact metrics. :func:`precision_table` runs every
+precision of :mod:`course_lib.quantization` through it; :func:`calibration_study` compares where the
+int8 ranges come from. The benchmark ``benchmarks/quantization_quality.py``, notebook 02 and the
+capstone all use these, so their figures are computed one way.
+
+Two ways to score quantized vectors:
+
+- **asymmetric**: the float query against dequantized documents (only the index is compressed);
+- **symmetric**: query and documents both quantized with the same ranges, then both dequantized
+  (equal to an integer dot product with the per-dimension scale and offset put back).
+
+The **naive** integer score ``codes_q . codes_d`` ignores the scale and offset: every dimension is
+then weighted by ``1 / step_j`` and shifted by the range midpoint, which the tables show is costly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from course_lib import quantization as Q
+from course_lib.metrics import evaluate
+from course_lib.search import hamming_distances, run_from_topk, topk_scores
+
+PERCENTILE_GRID = (99.99, 99.9, 99.5, 99.0, 98.0, 95.0)
+
+
+@dataclass
+class Retrieval:
+    """One retrieval task: float32 embeddings (Q, D) and (N, D), their ids, and the qrels."""
+
+    query_emb: np.ndarray
+    corpus_emb: np.ndarray
+    query_ids: Sequence[str]
+    doc_ids: Sequence[str]
+    qrels: Mapping[str, Mapping[str, int]]
+    depth: int = 100
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dataset(cls, model, ds, depth: int = 100) -> Retrieval:
+        """Encode (or load from the cache) ``ds``'s corpus and queries with ``model``."""
+        from course_lib.embed import encode_corpus, encode_queries
+
+        return cls(encode_queries(model, ds.queries), encode_corpus(model, ds.corpus),
+                   list(ds.queries), list(ds.corpus), ds.qrels, depth)
+
+    def metrics(self, scores: np.ndarray) -> dict[str, float]:
+        """Rank each row of a (Q, N) score matrix (top ``depth``) and evaluate it against the qrels."""
+        s, i = topk_scores(np.asarray(scores, dtype=np.float64), min(self.depth, scores.shape[1]))
+        return evaluate(run_from_topk(s, i, self.query_ids, self.doc_ids), self.qrels)
+
+    def ndcg(self, scores: np.ndarray) -> float:
+        """nDCG@10 of a (Q, N) score matrix."""
+        return self.metrics(scores)["ndcg@10"]
+
+    def dot_ndcg(self, q: np.ndarray, d: np.ndarray) -> float:
+        """nDCG@10 of the inner product of two float matrices."""
+        return self.ndcg(q.astype(np.float32) @ d.astype(np.float32).T)
+
+    @property
+    def fp32_ndcg(self) -> float:
+        if "fp32" not in self._cache:
+            self._cache["fp32"] = self.dot_ndcg(self.query_emb, self.corpus_emb)
+        return self._cache["fp32"]
+
+
+def _row(name: str, ret: Retrieval, bytes_: int, sym: float, asym: float | None = None,
+         recon: np.ndarray | None = None, calibration: str = "", ) -> dict:
+    row = {"representation": name, "calibration": calibration, "bytes": bytes_,
+           "ndcg@10 asym": None if asym is None else round(asym, 4), "ndcg@10 sym": round(sym, 4),
+           "retention": round(max(sym, asym or 0.0) / ret.fp32_ndcg, 4), "mse": None, "cosine": None}
+    if recon is not None:
+        row.update(Q.reconstruction_error(ret.corpus_emb, recon))
+    return row
+
+
+def scalar_scores(ret: Retrieval, ranges: Q.Ranges, bits: int) -> dict[str, object]:
+    """Quantize corpus and queries with ``ranges`` at ``bits``; nDCG@10 asymmetric and symmetric."""
+    d_hat = Q.dequantize_scalar(Q.quantize_scalar(ret.corpus_emb, ranges, "uint8", bits), ranges, bits)
+    q_hat = Q.dequantize_scalar(Q.quantize_scalar(ret.query_emb, ranges, "uint8", bits), ranges, bits)
+    return {"asym": ret.dot_ndcg(ret.query_emb, d_hat), "sym": ret.dot_ndcg(q_hat, d_hat), "recon": d_hat}
+
+
+def naive_code_ndcg(ret: Retrieval, ranges: Q.Ranges, dtype: Q.CodeDtype) -> float:
+    """nDCG@10 of the raw integer dot product of 8-bit codes, ignoring scale and offset."""
+    cq = Q.quantize_scalar(ret.query_emb, ranges, dtype).astype(np.int32)  # upcast: int8 @ int8 overflows
+    cd = Q.quantize_scalar(ret.corpus_emb, ranges, dtype).astype(np.int32)
+    return ret.ndcg((cq @ cd.T).astype(np.float64))
+
+
+def hamming_ndcg(ret: Retrieval) -> float:
+    """nDCG@10 of binary codes ranked by Hamming distance, no rescoring (ties: trec_eval's rule)."""
+    dist = hamming_distances(Q.quantize_binary(ret.query_emb), Q.quantize_binary(ret.corpus_emb))
+    return ret.ndcg(-dist.astype(np.float64))
+
+
+def select_percentile(dev: Retrieval, bits: int, grid: Sequence[float] = PERCENTILE_GRID) -> tuple[float, dict]:
+    """The calibration percentile with the best symmetric nDCG@10 on a *development* task (never the test)."""
+    scores = {p: scalar_scores(dev, Q.calibrate(dev.corpus_emb, "percentile", p), bits)["sym"] for p in grid}
+    return max(scores, key=lambda p: (scores[p], p)), scores
+
+
+def precision_table(ret: Retrieval, percentiles: Mapping[int, float] | None = None,
+                    bits: Sequence[int] = (8, 4, 2)) -> list[dict]:
+    """Every precision of the course on one task: nDCG@10, retention of fp32, bytes per vector, error.
+
+    Scalar codes are calibrated on the corpus, min-max and percentile (``percentiles[bits]``, default 99).
+    """
+    percentiles = dict(percentiles or {})
+    c, q = ret.corpus_emb, ret.query_emb
+    dim = c.shape[1]
+    rows = [_row("fp32", ret, Q.bytes_per_vector(dim, 32), ret.fp32_ndcg, recon=c)]
+    c16 = Q.to_float16(c).astype(np.float32)
+    rows.append(_row("fp16", ret, Q.bytes_per_vector(dim, 16), ret.dot_ndcg(Q.to_float16(q), c16),
+                     ret.dot_ndcg(q, c16), c16))
+    cb = Q.from_bfloat16(Q.to_bfloat16(c))
+    rows.append(_row("bf16", ret, Q.bytes_per_vector(dim, 16), ret.dot_ndcg(Q.from_bfloat16(Q.to_bfloat16(q)), cb),
+                     ret.dot_ndcg(q, cb), cb))
+    for b in bits:
+        for method in ("minmax", "percentile"):
+            p = percentiles.get(b, 99.0)
+            r = Q.calibrate(c, method, p)
+            res = scalar_scores(ret, r, b)
+            rows.append(_row(f"int{b}", ret, Q.bytes_per_vector(dim, b), res["sym"], res["asym"], res["recon"],
+                             "min-max" if method == "minmax" else f"percentile {p:g}"))
+    r8 = Q.calibrate(c)
+    rows.append(_row("uint8", ret, dim, scalar_scores(ret, r8, 8)["sym"], calibration="min-max (same values as int8)"))
+    rows.append(_row("int8 raw codes (naive dot)", ret, dim, naive_code_ndcg(ret, r8, "int8"), calibration="min-max"))
+    rows.append(_row("uint8 raw codes (naive dot)", ret, dim, naive_code_ndcg(ret, r8, "uint8"), calibration="min-max"))
+    rows.append(_row("binary (Hamming, no rescoring)", ret, Q.bytes_per_vector(dim, 1), hamming_ndcg(ret),
+                     calibration="sign"))
+    return rows
+
+
+def calibration_study(ret: Retrieval, samples: Mapping[str, np.ndarray], bits: Sequence[int] = (8, 4),
+                      batch_sizes: Sequence[int] = (64, 2)) -> list[dict]:
+    """Symmetric nDCG@10 with ranges calibrated on each named sample, and on each batch by itself.
+
+    ``samples`` maps a label to a float (n, D) calibration sample (the corpus, a held-out set, ...).
+    The "per batch" rows quantize every batch of ``batch_size`` corpus rows (and every batch of queries)
+    with ranges from that batch alone: usable if each batch is dequantized with its own ranges, wrong if
+    raw codes from different batches are compared; and the ranges (8 D bytes a batch) must be stored
+    too, which for tiny batches costs more than the codes save (a batch of 2 stores its rows as ranges).
+    """
+    rows = []
+    n, dim = ret.corpus_emb.shape  # ranges: 2 x D float32 = 8 D bytes, shared by the docs they cover
+    for b in bits:
+        for label, sample in samples.items():
+            r = Q.calibrate(sample)
+            rows.append({"bits": b, "calibrated on": label, "rows": int(sample.shape[0]),
+                         "bytes/doc incl. ranges": round(Q.bytes_per_vector(dim, b) + 8 * dim / n, 1),
+                         "ndcg@10 sym": round(scalar_scores(ret, r, b)["sym"], 4)})
+        for size in batch_sizes:
+            d_hat, d_codes = _per_batch(ret.corpus_emb, b, size)
+            q_hat, q_codes = _per_batch(ret.query_emb, b, size)
+            per_doc = round(Q.bytes_per_vector(dim, b) + 8 * dim / size, 1)
+            rows.append({"bits": b, "calibrated on": f"each batch of {size} (dequantized per batch)",
+                         "rows": size, "bytes/doc incl. ranges": per_doc,
+                         "ndcg@10 sym": round(ret.dot_ndcg(q_hat, d_hat), 4)})
+            shift = 2 ** (b - 1)
+            raw = ret.ndcg(((q_codes - shift) @ (d_codes - shift).T).astype(np.float64))
+            rows.append({"bits": b, "calibrated on": f"each batch of {size} (raw codes compared)",
+                         "rows": size, "bytes/doc incl. ranges": per_doc, "ndcg@10 sym": round(raw, 4)})
+    return rows
+
+
+def _per_batch(x: np.ndarray, bits: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantize each batch of ``size`` rows with ranges calibrated on that batch alone.
+
+    Returns the dequantized values (float32) and the uint8 level codes (int32). A dimension that is
+    constant within a batch gets a tiny range around its value (its codes then carry nothing).
+    """
+    x_hat, codes = np.empty_like(x), np.empty(x.shape, np.int32)
+    for start in range(0, len(x), size):
+        chunk = x[start:start + size] if len(x) - start >= 2 else x[start - 1:start + 1]
+        start = start if len(x) - start >= 2 else start - 1
+        lower, upper = chunk.min(axis=0), chunk.max(axis=0)
+        upper = np.where(upper > lower, upper, lower + np.float32(1e-6)).astype(np.float32)
+        r = Q.Ranges(lower, upper, "minmax", len(chunk))
+        c = Q.quantize_scalar(chunk, r, "uint8", bits)
+        x_hat[start:start + len(chunk)], codes[start:start + len(chunk)] = Q.dequantize_scalar(c, r, bits), c
+    return x_hat, codes
+
+
+def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None) -> str:
+    """Render dict rows as a GitHub markdown table (None as an empty cell).
+
+    >>> print(markdown_table([{"a": 1, "b": None}]))
+    | a | b |
+    |---|---|
+    | 1 |  |
+    """
+    columns = list(columns or rows[0].keys())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |")
+    return "\n".join(lines)

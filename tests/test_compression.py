@@ -1,0 +1,61 @@
+"""The quality-against-bytes measurements, on the real small-mode task (the 1,500-document SciFact sub-corpus)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from course_lib import compression as C
+from course_lib import quantization as Q
+from course_lib.data import load_beir
+
+
+@pytest.fixture(scope="module")
+def task(model):
+    return C.Retrieval.from_dataset(model, load_beir("scifact", "test", small=True))
+
+
+@pytest.fixture(scope="module")
+def table(task):
+    return {(r["representation"], r["calibration"]): r for r in C.precision_table(task, {8: 99.9, 4: 99.0, 2: 98.0})}
+
+
+def test_retrieval_scores_a_score_matrix_like_a_dense_search(task):
+    direct = task.dot_ndcg(task.query_emb, task.corpus_emb)
+    assert direct == task.fp32_ndcg and 0.7 < direct < 0.85  # small mode: fewer distractors than the full 0.6451
+    shuffled = task.ndcg(np.random.default_rng(0).standard_normal((len(task.query_ids), len(task.doc_ids))))
+    assert shuffled < 0.05  # random scores find almost nothing
+
+
+def test_precision_table_orders_precisions_as_theory_says(table):
+    fp32 = table[("fp32", "")]["ndcg@10 sym"]
+    assert abs(table[("fp16", "")]["ndcg@10 sym"] - fp32) < 0.002
+    assert table[("int8", "min-max")]["retention"] > 0.995
+    assert table[("int4", "percentile 99")]["retention"] > 0.99
+    int2_mm, int2_p = table[("int2", "min-max")], table[("int2", "percentile 98")]
+    assert int2_p["ndcg@10 sym"] > int2_mm["ndcg@10 sym"]  # percentile calibration matters at 4 levels
+    assert int2_mm["mse"] > 10 * table[("int4", "min-max")]["mse"] > 10 * table[("int8", "min-max")]["mse"]
+    naive_u8 = table[("uint8 raw codes (naive dot)", "min-max")]["ndcg@10 sym"]
+    assert naive_u8 < table[("uint8", "min-max (same values as int8)")]["ndcg@10 sym"] - 0.02
+    binary = table[("binary (Hamming, no rescoring)", "sign")]
+    assert binary["bytes"] == 48 and 0.8 < binary["retention"] < 0.97
+
+
+def test_hamming_ranking_equals_the_signed_dot_product(task):
+    # For +-1 vectors, q . d = D - 2 * hamming(q, d): the two rankings are the same.
+    q = Q.unpack_binary(Q.quantize_binary(task.query_emb), 384, signed=True)
+    d = Q.unpack_binary(Q.quantize_binary(task.corpus_emb), 384, signed=True)
+    assert C.hamming_ndcg(task) == pytest.approx(task.dot_ndcg(q, d), abs=1e-12)
+
+
+def test_calibration_study_shows_raw_codes_across_batches_break(task):
+    rows = C.calibration_study(task, {"corpus": task.corpus_emb}, bits=(8,), batch_sizes=(2,))
+    by = {r["calibrated on"]: r for r in rows}
+    assert by["corpus"]["ndcg@10 sym"] > 0.99 * task.fp32_ndcg
+    assert by["each batch of 2 (raw codes compared)"]["ndcg@10 sym"] < 0.5 * task.fp32_ndcg
+    assert by["each batch of 2 (dequantized per batch)"]["bytes/doc incl. ranges"] > 1536  # ranges cost more than fp32
+
+
+def test_select_percentile_picks_the_best_on_the_dev_task(task):
+    best, scores = C.select_percentile(task, 2, grid=(99.9, 95.0))
+    assert scores[best] == max(scores.values()) and set(scores) == {99.9, 95.0}
