@@ -19,38 +19,13 @@ ours / read bandwidth.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numba
 import numpy as np
+from _measure import read_bandwidth_fns, timed
 from sentence_transformers.util import quantize_embeddings
 
 from course_lib import quantization as Q
-
-
-@numba.njit(parallel=True, fastmath={"reassoc"})
-def _read_all(x):
-    total = 0.0
-    for i in numba.prange(x.shape[0]):
-        s = np.float32(0.0)
-        for j in range(x.shape[1]):
-            s += x[i, j]
-        total += s
-    return total
-
-
-def timed(fns: dict, repeat: int) -> dict[str, float]:
-    """Median seconds of each function, calls interleaved round by round (after one warm-up each)."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -75,8 +50,7 @@ def main() -> None:
     del ours, theirs, diff
 
     t = timed({
-        "read (numba, all cores)": lambda: _read_all(x),
-        "read (np.sum, 1 core)": lambda: x.sum(),
+        **read_bandwidth_fns(x),
         "course_lib quantize_scalar int8": lambda: Q.quantize_scalar(x, ranges),
         "course_lib quantize_scalar int8, out=": lambda: Q.quantize_scalar(x, ranges, out=buf),
         "sentence-transformers int8": lambda: quantize_embeddings(x, "int8", ranges=st_ranges),

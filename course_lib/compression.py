@@ -201,3 +201,56 @@ def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None
     for r in rows:
         lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def binary_rescore_curve(ret: Retrieval, multipliers: Sequence[int] = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20),
+                         k: int = 10) -> list[dict]:
+    """nDCG@10 of binary retrieval with rescoring, for each shortlist multiplier and rescoring store.
+
+    The shortlist is the exact Hamming top ``k * multiplier`` (:func:`course_lib.search.hamming_topk`); it is
+    then rescored with the float query against: int8 codes (calibrated min-max on the corpus, dequantized),
+    the float32 documents, or the binary codes themselves (+-1). Retention is over fp32 nDCG@10.
+    """
+    from course_lib.search import binary_search
+
+    codes = Q.quantize_binary(ret.corpus_emb)
+    r = Q.calibrate(ret.corpus_emb)
+    stores = {"int8": (Q.quantize_scalar(ret.corpus_emb, r, "int8"), r),
+              "float32": (ret.corpus_emb, None), "ubinary": (codes, None)}
+    rows = []
+    for m in multipliers:
+        row = {"multiplier": m, "shortlist": k * m}
+        for name, (store, ranges) in stores.items():
+            s, i = binary_search(ret.query_emb, codes, k, m, store, name, ranges)
+            ndcg = evaluate(run_from_topk(s, i, ret.query_ids, ret.doc_ids), ret.qrels)["ndcg@10"]
+            row[f"ndcg@10 {name}"], row[f"retention {name}"] = round(ndcg, 4), round(ndcg / ret.fp32_ndcg, 4)
+        rows.append(row)
+    return rows
+
+
+def binary_scoring_variants(ret: Retrieval) -> list[dict]:
+    """Whole-corpus scoring of binary documents: the right ways and the classic mistakes, nDCG@10 each.
+
+    - Hamming distance (symmetric, both binary);
+    - float query against +-1 documents (asymmetric, no shortlist), and against {0, 1} documents (the same
+      ranking: the offset ``sum(q)`` is constant per query);
+    - {0, 1} query against {0, 1} documents by dot product: counts shared ones, so it favours documents
+      with many ones (the "forgotten offset": +-1 codes would give Hamming's ranking);
+    - float query against raw uint8 codes without dequantizing (each dimension weighted by 1 / step).
+    """
+    q, c = ret.query_emb, ret.corpus_emb
+    d = c.shape[1]
+    qb, cb = Q.quantize_binary(q), Q.quantize_binary(c)
+    r = Q.calibrate(c)
+    u8 = Q.quantize_scalar(c, r, "uint8").astype(np.float32)
+    variants = {
+        "Hamming (binary query, binary docs)": -hamming_distances(qb, cb).astype(np.float64),
+        "float query . +-1 docs (asymmetric)": q @ Q.unpack_binary(cb, d, signed=True).T,
+        "float query . {0,1} docs (asymmetric)": q @ Q.unpack_binary(cb, d).astype(np.float32).T,
+        "{0,1} query . {0,1} docs (offset forgotten)": (Q.unpack_binary(qb, d).astype(np.float32)
+                                                        @ Q.unpack_binary(cb, d).astype(np.float32).T),
+        "float query . raw uint8 codes (not dequantized)": q @ u8.T,
+        "float query . dequantized uint8": q @ Q.dequantize_scalar(u8.astype(np.uint8), r).T,
+    }
+    return [{"scoring": name, "ndcg@10": round(ret.ndcg(s), 4), "retention": round(ret.ndcg(s) / ret.fp32_ndcg, 4)}
+            for name, s in variants.items()]

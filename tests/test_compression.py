@@ -59,3 +59,16 @@ def test_calibration_study_shows_raw_codes_across_batches_break(task):
 def test_select_percentile_picks_the_best_on_the_dev_task(task):
     best, scores = C.select_percentile(task, 2, grid=(99.9, 95.0))
     assert scores[best] == max(scores.values()) and set(scores) == {99.9, 95.0}
+
+
+def test_binary_rescoring_curve_and_scoring_variants(task):
+    curve = {r["multiplier"]: r for r in C.binary_rescore_curve(task, multipliers=(1, 4, 20))}
+    hamming = C.hamming_ndcg(task)
+    assert hamming < curve[1]["ndcg@10 int8"] <= curve[20]["ndcg@10 int8"]  # rescoring re-orders, then recovers
+    assert curve[20]["retention float32"] > 0.99 and curve[4]["retention int8"] > 0.97
+    v = {r["scoring"]: r["ndcg@10"] for r in C.binary_scoring_variants(task)}
+    assert v["float query . +-1 docs (asymmetric)"] == v["float query . {0,1} docs (asymmetric)"]  # offset is per query
+    assert v["{0,1} query . {0,1} docs (offset forgotten)"] < v["Hamming (binary query, binary docs)"] - 0.03
+    assert abs(v["Hamming (binary query, binary docs)"] - hamming) < 1e-4  # rounded to 4 places
+    # with the whole corpus shortlisted, rescoring with the bits is the asymmetric float . +-1 full scan
+    assert abs(curve[20]["ndcg@10 ubinary"] - v["float query . +-1 docs (asymmetric)"]) < 0.01
