@@ -11,13 +11,18 @@ DATA_MIRROR ?= ../shared/data
 KERNEL      := embeddings-course
 LAB_ARGS    ?=
 PYTEST_ARGS ?=
+# The peer environment: PyLate (it pins sentence-transformers 5.3), kept apart from the course's 6.x.
+PEERS       := .venv-peers
+PEERS_KEY   := $(shell cat benchmarks/peers/requirements.txt Makefile | sha256sum | cut -c1-16)
+PEERS_STAMP := $(PEERS)/.setup-$(PEERS_KEY)
 
-.PHONY: setup lab test data help
+.PHONY: setup lab test data help peers
 
 help:
 	@echo "make lab    set up on first use, then open JupyterLab on notebooks/ (LAB_ARGS='--no-browser --port 8899')"
 	@echo "make test   set up on first use, then run the whole test suite"
 	@echo "make data   fetch and verify the data sets (mirror DATA_MIRROR=$(DATA_MIRROR), else download)"
+	@echo "make peers  the peer environment .venv-peers (PyLate, for the MaxSim comparison; make test makes it)"
 
 setup: $(STAMP) data
 
@@ -37,8 +42,22 @@ data: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
-test: setup
+test: setup peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# PyLate for tests/test_late_interaction.py and benchmarks/bench_maxsim.py; never imported in .venv.
+# pylate goes in with --no-deps: its fast-plaid dependency pins a CUDA build of an older torch, and only
+# pylate.scores is used (requirements in benchmarks/peers/requirements.txt).
+peers: $(PEERS_STAMP)
+
+$(PEERS_STAMP):
+	@echo ">>> setting up the peer environment $(PEERS) (PyLate 1.6 with sentence-transformers 5.3)"
+	rm -f $(PEERS)/.setup-*
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
+	$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"
+	touch $@
 
 .PHONY: notebooks grade check
 notebooks: $(STAMP)

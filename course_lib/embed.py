@@ -83,10 +83,10 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _cache_path(model, ids, strings, kind, fields, prompt) -> tuple[dict, Path]:
+def _cache_path(model, ids, strings, kind, fields, prompt, extra: dict | None = None) -> tuple[dict, Path]:
     """The settings that change an encoding, and the cache file keyed on them, the weights and the texts."""
     settings = {"kind": kind, "max_seq_length": int(model.max_seq_length), "fields": list(fields),
-                "prompt": prompt, "normalize": True, "dtype": "float32"}
+                "prompt": prompt, "normalize": True, "dtype": "float32", **(extra or {})}
     key = hashlib.sha256(json.dumps(
         [model_fingerprint(model), texts_fingerprint(ids, strings), settings], sort_keys=True).encode()
     ).hexdigest()[:24]

@@ -64,3 +64,14 @@ def test_ci_runs_make_test_and_readme_shows_both_commands():
 def test_data_files_are_ignored_by_git():
     ignore = (ROOT / ".gitignore").read_text().split()
     assert "data/*/" in ignore and ".venv/" in ignore and ".cache/" in ignore
+
+
+def test_peer_environment_is_pinned_and_kept_out_of_the_course_venv():
+    reqs = [line.strip() for line in (ROOT / "benchmarks" / "peers" / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert reqs and all("==" in r for r in reqs)
+    assert "sentence-transformers==5.3.0" in reqs
+    mk = (ROOT / "Makefile").read_text()
+    assert '$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"' in mk
+    assert "test: setup peers" in mk
+    assert "pylate" not in (ROOT / "pyproject.toml").read_text().lower()
