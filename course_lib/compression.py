@@ -181,7 +181,7 @@ def _per_batch(x: np.ndarray, bits: int, size: int) -> tuple[np.ndarray, np.ndar
         chunk = x[start:start + size] if len(x) - start >= 2 else x[start - 1:start + 1]
         start = start if len(x) - start >= 2 else start - 1
         lower, upper = chunk.min(axis=0), chunk.max(axis=0)
-        upper = np.where(upper > lower, upper, lower + np.float32(1e-6)).astype(np.float32)
+        upper = np.maximum(upper, lower + np.float32(1e-6)).astype(np.float32)  # a floor on the width
         r = Q.Ranges(lower, upper, "minmax", len(chunk))
         c = Q.quantize_scalar(chunk, r, "uint8", bits)
         x_hat[start:start + len(chunk)], codes[start:start + len(chunk)] = Q.dequantize_scalar(c, r, bits), c

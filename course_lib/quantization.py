@@ -119,7 +119,9 @@ def _check_ranges(r: Ranges, dim: int | None = None) -> Ranges:
         raise ValueError(f"ranges were calibrated for {r.dim} dims but the embeddings have {dim}")
     if not (np.isfinite(r.lower).all() and np.isfinite(r.upper).all()):
         raise ValueError("ranges contain NaN or inf")
-    flat = np.flatnonzero(~(r.upper > r.lower))
+    with np.errstate(divide="ignore", over="ignore"):  # a width so small that 255 / width overflows float32
+        too_narrow = (255.0 / (r.upper.astype(np.float64) - r.lower)) > np.finfo(np.float32).max
+    flat = np.flatnonzero(~(r.upper > r.lower) | too_narrow)
     if flat.size:
         j = int(flat[0])
         raise ValueError(

@@ -197,6 +197,8 @@ def test_degenerate_calibration_is_refused():
         Q.calibrate(x)
     with pytest.raises(ValueError, match="degenerate"):
         Q.Ranges.from_array(np.array([[0.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"degenerate calibration range in 1 of 2 dims \(first: dim 1"):
+        Q.Ranges.from_array(np.array([[0.0, 0.0], [1.0, 1e-40]], np.float32))  # 255 / 1e-40 overflows float32
 
 
 def test_wrong_types_shapes_and_options_are_named():

@@ -1,0 +1,63 @@
+"""Training from the command line, on one CPU or on several GPUs with the same command.
+
+    python -m course_lib.train mrl --output .cache/models/mrl [--epochs 1] [--batch-size 32] [--small]
+    torchrun --nproc_per_node 4 -m course_lib.train mrl --output ...      # data parallel, one process a GPU
+    accelerate launch -m course_lib.train mrl --output ...
+
+Trains the packaged MiniLM with MatryoshkaLoss over MultipleNegativesRankingLoss on SciFact *train*
+pairs (``course_lib.matryoshka.train_mrl``) and saves it (on the main process) to ``--output``.
+``--max-steps`` and ``--limit`` make a quick run (tests use them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    mrl = sub.add_parser("mrl", help="Matryoshka training on SciFact train pairs")
+    mrl.add_argument("--output", required=True, help="folder to save the trained model in")
+    mrl.add_argument("--epochs", type=float, default=1.0)
+    mrl.add_argument("--batch-size", type=int, default=32, help="per device")
+    mrl.add_argument("--lr", type=float, default=2e-5)
+    mrl.add_argument("--dims", default="384,256,128,64,32,16")
+    mrl.add_argument("--max-steps", type=int, default=-1)
+    mrl.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    mrl.add_argument("--small", action="store_true")
+    mrl.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import course_lib
+    from course_lib.data import load_beir
+    from course_lib.matryoshka import mrl_pairs, train_mrl
+    from course_lib.models import load_model
+
+    cfg = course_lib.setup(seed=args.seed, small=args.small or None, verbose=False)
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "-1"))
+    device = f"cuda:{local_rank}" if cfg.device == "cuda" and local_rank >= 0 else cfg.device
+    model = load_model(device=device)
+    pairs = mrl_pairs(load_beir("scifact", "train", small=cfg.small))[: args.limit]
+    dims = tuple(int(d) for d in args.dims.split(","))
+    start = time.perf_counter()
+    history = train_mrl(model, pairs, dims=dims, epochs=args.epochs, batch_size=args.batch_size,
+                        learning_rate=args.lr, max_steps=args.max_steps, seed=args.seed, show_progress=rank == 0)
+    if rank == 0:
+        model.save(args.output)
+        info = {"pairs": len(pairs), "dims": dims, "epochs": args.epochs, "batch_size": args.batch_size,
+                "world_size": int(os.environ.get("WORLD_SIZE", "1")), "seconds": round(time.perf_counter() - start, 1),
+                "device": device, "losses": history}
+        with open(os.path.join(args.output, "course_training.json"), "w") as fh:
+            json.dump(info, fh, indent=1)
+        print(f"saved {args.output}: {len(pairs)} pairs, {info['seconds']} s, world size {info['world_size']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
