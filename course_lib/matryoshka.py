@@ -113,6 +113,7 @@ def train_mrl(model, pairs: Sequence[tuple[str, str]], dims: Sequence[int] = MRL
     """
     import tempfile
 
+    import torch
     from datasets import Dataset
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
@@ -133,6 +134,7 @@ def train_mrl(model, pairs: Sequence[tuple[str, str]], dims: Sequence[int] = MRL
             per_device_train_batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=0.1,
             batch_sampler=BatchSamplers.NO_DUPLICATES, report_to="none", save_strategy="no",
             logging_steps=max(1, min(5, max_steps)) if max_steps > 0 else 5, seed=seed,
+            dataloader_pin_memory=torch.cuda.is_available(),  # pinning needs an accelerator; on CPU it only warns
             disable_tqdm=not show_progress)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
         trainer.train()
