@@ -121,7 +121,8 @@ def test_token_embeddings_equal_sentence_transformers_and_augment_queries(model,
     np.testing.assert_array_equal(again[0], q)  # from the cache
     proj, pm = LI.encode_multivector(model, texts, False, projection=np.eye(384, 16, dtype=np.float32))
     norms = np.linalg.norm(proj.astype(np.float32), axis=2)
-    np.testing.assert_allclose(norms[pm], 1.0, atol=1e-2) and np.testing.assert_array_equal(norms[~pm], 0.0)
+    np.testing.assert_allclose(norms[pm], 1.0, atol=1e-2)
+    np.testing.assert_array_equal(norms[~pm], 0.0)
 
 
 def test_two_stage_ranking_equals_full_ranking_restricted_to_the_shortlist():

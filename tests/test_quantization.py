@@ -80,7 +80,8 @@ def test_dequantize_then_quantize_gives_the_codes_back(data, bits):
 def test_percentile_calibration_narrows_the_range():
     x = _emb(1000, 64)
     mm, p100, p99 = Q.calibrate(x), Q.calibrate(x, "percentile", 100), Q.calibrate(x, "percentile", 99)
-    np.testing.assert_allclose(p100.lower, mm.lower) and np.testing.assert_allclose(p100.upper, mm.upper)
+    np.testing.assert_allclose(p100.lower, mm.lower)
+    np.testing.assert_allclose(p100.upper, mm.upper)
     assert (p99.lower > mm.lower).all() and (p99.upper < mm.upper).all()
     np.testing.assert_allclose(p99.upper, np.percentile(x, 99, axis=0), rtol=1e-6)
 
