@@ -22,6 +22,7 @@ from course_lib import metrics, quantization, search
 from course_lib.compression import markdown_table
 from course_lib.data import load_beir
 from course_lib.embed import encode_corpus, encode_queries
+from course_lib.eval import unseen_document_qrels
 from course_lib.models import load_model
 
 
@@ -59,8 +60,7 @@ def main() -> None:
                  "nDCG@10": ndcg(*li.rank_maxsim(cq, q_mask, cd, doc_mask)), "bytes/doc": round(tokens_per_doc * 128 * 2)})
     # Train and test claims can cite the same abstracts. Score the test queries none of whose relevant
     # documents is a training positive on their own: a gain there is not a memorized document prior.
-    train_pos = {d for q in train.qrels.values() for d, rel in q.items() if rel > 0}
-    unseen = {q: rel for q, rel in test.qrels.items() if not set(rel) & train_pos}
+    unseen = unseen_document_qrels(test.qrels, train.qrels)
     subset = []
     for name, (s, i) in [("dense (base)", (dense_s, dense_i)), ("MaxSim, trained projection", li.rank_maxsim(cq, q_mask, cd, doc_mask))]:
         run = search.run_from_topk(s, i, query_ids, doc_ids)

@@ -254,3 +254,28 @@ def binary_scoring_variants(ret: Retrieval) -> list[dict]:
     }
     return [{"scoring": name, "ndcg@10": round(ret.ndcg(s), 4), "retention": round(ret.ndcg(s) / ret.fp32_ndcg, 4)}
             for name, s in variants.items()]
+
+
+def compression_check(ret: Retrieval, truncate_dim: int = 64, multiplier: int = 4) -> list[dict]:
+    """How well one model's embeddings survive the course's compressions: nDCG@10 and retention of fp32.
+
+    int8 (min-max over the corpus, query and documents both quantized), binary by Hamming distance, binary
+    with a ``10 x multiplier`` shortlist rescored against int8 documents, and truncation to ``truncate_dim``
+    dims (re-normalized; what an MRL-trained model is good at).
+    """
+    from course_lib.matryoshka import ndcg_by_dim
+    from course_lib.search import binary_search
+
+    c = ret.corpus_emb
+    r8 = Q.calibrate(c)
+    s, i = binary_search(ret.query_emb, Q.quantize_binary(c), 10, multiplier, Q.quantize_scalar(c, r8, "int8"),
+                         "int8", r8)
+    rows = [("fp32", 4 * c.shape[1], ret.fp32_ndcg),
+            ("int8", c.shape[1], scalar_scores(ret, r8, 8)["sym"]),
+            ("binary (Hamming)", -(-c.shape[1] // 8), hamming_ndcg(ret)),
+            (f"binary + int8 rescore x{multiplier}", -(-c.shape[1] // 8) + c.shape[1],
+             evaluate(run_from_topk(s, i, ret.query_ids, ret.doc_ids), ret.qrels)["ndcg@10"]),
+            (f"first {truncate_dim} dims (fp32)", 4 * truncate_dim,
+             ndcg_by_dim(ret.query_emb, c, ret.query_ids, ret.doc_ids, ret.qrels, (truncate_dim,))[truncate_dim])]
+    return [{"representation": n, "bytes/doc": b, "ndcg@10": round(v, 4), "retention": round(v / ret.fp32_ndcg, 4)}
+            for n, b, v in rows]

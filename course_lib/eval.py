@@ -18,6 +18,38 @@ from course_lib.metrics import evaluate
 from course_lib.search import run_from_topk, topk
 
 
+def unseen_document_qrels(test_qrels: dict[str, dict[str, int]],
+                          train_qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The test qrels of the queries none of whose relevant documents is a positive in the train qrels.
+
+    In SciFact, train and test claims often cite the same abstracts (196 of the 300 test queries have a
+    relevant document that is also a train positive), so a model trained on train pairs can gain on test by
+    learning those documents. Scoring this subset on its own separates that from a gain on new documents.
+
+    >>> unseen_document_qrels({"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}}, {"t": {"d3": 1}})
+    {'q1': {'d1': 1}}
+    """
+    train_pos = {d for rel in train_qrels.values() for d, r in rel.items() if r > 0}
+    return {q: dict(rel) for q, rel in test_qrels.items() if not {d for d, r in rel.items() if r > 0} & train_pos}
+
+
+def paired_comparison(before: dict[str, float], after: dict[str, float], tol: float = 1e-9) -> dict[str, float]:
+    """Compare two systems query by query (per-query nDCG@10, say): mean change, and wins, losses and ties.
+
+    A mean gain made of a few large wins and many small losses is a different model from one that wins
+    everywhere; the counts tell them apart. Both dicts must have the same query ids.
+
+    >>> paired_comparison({"a": 0.5, "b": 0.2, "c": 0.9}, {"a": 0.7, "b": 0.1, "c": 0.9})
+    {'mean_delta': 0.0333, 'wins': 1, 'losses': 1, 'ties': 1}
+    """
+    if set(before) != set(after) or not before:
+        raise ValueError(f"before and after must score the same, non-empty set of queries "
+                         f"({len(before)} and {len(after)} ids, {len(set(before) ^ set(after))} not shared)")
+    deltas = [after[q] - before[q] for q in before]
+    return {"mean_delta": round(sum(deltas) / len(deltas), 4), "wins": sum(d > tol for d in deltas),
+            "losses": sum(d < -tol for d in deltas), "ties": sum(abs(d) <= tol for d in deltas)}
+
+
 def evaluate_dense(model, ds: BeirDataset, k: int = 100, k_values=(1, 3, 5, 10, 100),
                    batch_size: int = 64, show_progress: bool = True) -> dict:
     """Encode ``ds`` (cached), search exactly by cosine, and score the run with course_lib metrics.

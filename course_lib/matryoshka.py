@@ -15,6 +15,7 @@ sentence-transformers' ``truncate_dim`` (with ``normalize_embeddings=True``) doe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,14 +67,28 @@ def ndcg_by_dim(query_emb: np.ndarray, corpus_emb: np.ndarray, query_ids: Sequen
     return out
 
 
+def funnel_index(corpus_emb: np.ndarray, shortlist_dim: int = 64, binary: bool = False) -> np.ndarray:
+    """The stage-1 store of :func:`funnel_search`, built once per corpus.
+
+    float32 (N, shortlist_dim) truncated, re-normalized vectors, or with ``binary`` the sign bits of the first
+    ``shortlist_dim`` dims packed big-endian: uint8 (N, ceil(shortlist_dim / 8)), e.g. 8 bytes for 64 dims.
+    """
+    from course_lib.quantization import quantize_binary
+
+    prefix = truncate(corpus_emb, shortlist_dim, normalize=not binary)  # checks dim; signs need no normalization
+    return quantize_binary(prefix) if binary else prefix
+
+
 def funnel_search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int, shortlist_dim: int = 64,
-                  shortlist: int = 100, binary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  shortlist: int = 100, binary: bool = False,
+                  index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Adaptive retrieval: shortlist with the first ``shortlist_dim`` dims, rerank the shortlist with all dims.
 
     Stage 1 searches the whole corpus with truncated, re-normalized vectors (or, with ``binary``, the sign
     bits of the first ``shortlist_dim`` dims by Hamming distance: ``shortlist_dim / 8`` bytes a document);
-    stage 2 scores only the ``shortlist`` candidates with the full vectors. Returns float32 scores and int64
-    indices, (Q, k), best first.
+    stage 2 scores only the ``shortlist`` candidates with the full vectors (the float query against the
+    stored documents). ``index`` is the stage-1 store from :func:`funnel_index`; pass it to build it once
+    rather than on every call. Returns float32 scores and int64 indices, (Q, k), best first.
     """
     from course_lib.quantization import quantize_binary
     from course_lib.search import hamming_topk, rescore, topk
@@ -82,27 +97,66 @@ def funnel_search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int, shortli
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= min(shortlist, n):
         raise ValueError(f"k must be an int in [1, min(shortlist, N)] = [1, {min(shortlist, n)}], got {k!r}")
     shortlist = min(int(shortlist), n)
+    if index is None:
+        index = funnel_index(corpus_emb, shortlist_dim, binary)
+    want = (n, -(-shortlist_dim // 8)) if binary else (n, shortlist_dim)
+    if index.shape != want or index.dtype != (np.uint8 if binary else np.float32):
+        raise ValueError(f"index must be funnel_index(corpus_emb, {shortlist_dim}, binary={binary}): "
+                         f"{'uint8' if binary else 'float32'} {want}, got {index.dtype} {index.shape}")
     if binary:
-        _, cand = hamming_topk(quantize_binary(query_emb[:, :shortlist_dim]),
-                               quantize_binary(corpus_emb[:, :shortlist_dim]), shortlist)
+        _, cand = hamming_topk(quantize_binary(np.ascontiguousarray(query_emb[:, :shortlist_dim])), index, shortlist)
     else:
-        _, cand = topk(truncate(query_emb, shortlist_dim), truncate(corpus_emb, shortlist_dim), shortlist)
+        _, cand = topk(truncate(query_emb, shortlist_dim), index, shortlist)
     return rescore(np.asarray(query_emb, np.float32), cand, np.asarray(corpus_emb, np.float32), k)
 
 
-def mrl_pairs(train_ds) -> list[tuple[str, str]]:
-    """(query text, relevant document text) pairs from a BEIR *train* split (never test)."""
-    from course_lib.data import document_text
+def matryoshka_loss(query_emb: np.ndarray, doc_emb: np.ndarray, dims: Sequence[int] = MRL_DIMS,
+                    weights: Sequence[float] | None = None, scale: float = 20.0) -> float:
+    """The Matryoshka in-batch contrastive loss of one batch of (query, positive document) embeddings, in NumPy.
 
-    if getattr(train_ds, "split", None) != "train":
-        raise ValueError(f"MRL training pairs must come from the train split, got {getattr(train_ds, 'split', None)!r}")
-    return [(train_ds.queries[q], document_text(train_ds.corpus[d]))
-            for q, rel in train_ds.qrels.items() for d, r in rel.items() if r > 0 and d in train_ds.corpus]
+    For each dim :math:`m` both sides are truncated and re-normalized, and row :math:`i`'s positive is
+    document :math:`i` among all :math:`B` documents of the batch (the others are in-batch negatives):
+
+    .. math::
+
+        L = \\sum_m w_m \\cdot \\frac{1}{B} \\sum_i -\\log
+            \\frac{\\exp(s\\,\\cos(q_i^{(m)}, d_i^{(m)}))}{\\sum_j \\exp(s\\,\\cos(q_i^{(m)}, d_j^{(m)}))}
+
+    with scale :math:`s = 20` and weights :math:`w_m = 1` by default: sentence-transformers'
+    ``MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), dims, weights)`` on the same embeddings
+    (the tests check it). ``query_emb`` and ``doc_emb`` are float (B, D).
+
+    >>> e = np.eye(3, dtype=np.float32)
+    >>> round(matryoshka_loss(e, e, dims=(3,)), 6)  # each query is nearest its own document
+    0.0
+    """
+    if query_emb.shape != doc_emb.shape or query_emb.ndim != 2:
+        raise ValueError(f"query_emb {query_emb.shape} and doc_emb {doc_emb.shape} must both be (B, D)")
+    weights = [1.0] * len(dims) if weights is None else list(weights)
+    if len(weights) != len(dims):
+        raise ValueError(f"weights ({len(weights)}) must have one entry per dim ({len(dims)})")
+    total = 0.0
+    for d, w in zip(dims, weights):
+        logits = scale * (truncate(query_emb, d).astype(np.float64) @ truncate(doc_emb, d).astype(np.float64).T)
+        logits -= logits.max(axis=1, keepdims=True)
+        log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))  # (B, B)
+        total += w * float(-np.mean(np.diag(log_softmax)))
+    return total
+
+
+def mrl_pairs(train_ds, test_ds=None) -> list[tuple[str, str]]:
+    """(query text, relevant document text) pairs from a BEIR *train* split (never test).
+
+    With ``test_ds``, train queries whose text duplicates a test query are left out (two in SciFact).
+    """
+    from course_lib.finetune import train_examples
+
+    return [(e.query, e.document) for e in train_examples(train_ds, test_ds)]
 
 
 def train_mrl(model, pairs: Sequence[tuple[str, str]], dims: Sequence[int] = MRL_DIMS,
               weights: Sequence[float] | None = None, epochs: float = 1.0, batch_size: int = 32,
-              learning_rate: float = 2e-5, output_dir: str | None = None, max_steps: int = -1, seed: int = 0,
+              learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0,
               show_progress: bool = True) -> list[dict]:
     """Fine-tune ``model`` in place with ``MatryoshkaLoss(MultipleNegativesRankingLoss)`` on (anchor, positive) pairs.
 
@@ -111,31 +165,103 @@ def train_mrl(model, pairs: Sequence[tuple[str, str]], dims: Sequence[int] = MRL
     same call uses every GPU under ``torchrun``/``accelerate launch`` (data parallel). Returns the
     trainer's log history (losses per logging step).
     """
-    import tempfile
-
-    import torch
-    from datasets import Dataset
-    from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
-                                                                          SentenceTransformerTrainingArguments)
+
+    from course_lib.finetune import fit
 
     if not pairs:
         raise ValueError("pairs must not be empty")
     dim = model.get_embedding_dimension()
     if sorted(dims, reverse=True) != list(dims) or dims[0] > dim or dims[-1] < 1:
         raise ValueError(f"dims must be decreasing, within [1, {dim}], got {tuple(dims)}")
-    data = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
     loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=list(dims),
                           matryoshka_weights=None if weights is None else list(weights))
-    with tempfile.TemporaryDirectory() as tmp:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=output_dir or tmp, num_train_epochs=epochs, max_steps=max_steps,
-            per_device_train_batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=0.1,
-            batch_sampler=BatchSamplers.NO_DUPLICATES, report_to="none", save_strategy="no",
-            logging_steps=max(1, min(5, max_steps)) if max_steps > 0 else 5, seed=seed,
-            dataloader_pin_memory=torch.cuda.is_available(),  # pinning needs an accelerator; on CPU it only warns
-            disable_tqdm=not show_progress)
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
-        trainer.train()
-    return [row for row in trainer.state.log_history if "loss" in row]
+    columns = {"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}
+    return fit(model, columns, loss, epochs, batch_size, learning_rate, max_steps, seed, show_progress)
+
+
+def sts_spearman_by_dim(emb1: np.ndarray, emb2: np.ndarray, gold: Sequence[float],
+                        dims: Sequence[int] = MRL_DIMS) -> dict[int, float]:
+    """STS Spearman rank correlation at each dim: gold scores against the cosine of truncated pairs.
+
+    ``emb1[i]`` and ``emb2[i]`` embed the two sentences of pair ``i``; both are truncated to ``d`` dims and
+    re-normalized, and the cosine of each pair is ranked against ``gold`` (scipy's ``spearmanr``, as in
+    sentence-transformers' ``EmbeddingSimilarityEvaluator``).
+    """
+    from scipy.stats import spearmanr
+
+    if emb1.shape != emb2.shape or emb1.shape[0] != len(gold):
+        raise ValueError(f"emb1 {emb1.shape}, emb2 {emb2.shape} and gold ({len(gold)}) must have the same rows")
+    out = {}
+    for d in dims:
+        cos = np.einsum("ij,ij->i", truncate(emb1, d), truncate(emb2, d))
+        out[int(d)] = float(spearmanr(gold, cos).statistic)
+    return out
+
+
+def sts_by_dim(model, sts, dims: Sequence[int] = MRL_DIMS) -> dict[int, float]:
+    """Encode an STS-B split with ``model`` (cached on disk) and return its Spearman correlation at each dim."""
+    from course_lib.embed import encode_queries
+
+    return sts_spearman_by_dim(encode_queries(model, list(sts.sentence1)), encode_queries(model, list(sts.sentence2)),
+                               sts.score, dims)
+
+
+@dataclass(frozen=True)
+class MrlRecipe:
+    """Settings of one Matryoshka training run (see :func:`mrl_recipe` for the course's three)."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    dims: tuple[int, ...] = MRL_DIMS
+    weights: tuple[float, ...] | None = None
+    max_steps: int = -1
+    limit: int | None = None
+    seed: int = 0
+
+
+def mrl_recipe(cfg) -> MrlRecipe:
+    """The course's Matryoshka run for a :class:`course_lib.config.Config`, one code path for every machine.
+
+    - small mode: 8 steps of batch 16 (a minute on a laptop CPU), to check the pipeline, not to learn much;
+    - standard (CPU): 3 epochs of batch 32 at learning rate 1e-4 over the 917 SciFact train pairs
+      (87 steps, about 10 minutes on 2 cores);
+    - full (GPU): 10 epochs of batch 128 (more in-batch negatives per step) at 2e-4.
+    """
+    if cfg.small:
+        return MrlRecipe(epochs=1.0, batch_size=16, max_steps=8, seed=cfg.seed)
+    if cfg.full:
+        return MrlRecipe(epochs=10.0, batch_size=128, learning_rate=2e-4, seed=cfg.seed)
+    return MrlRecipe(seed=cfg.seed)
+
+
+def mrl_model(recipe: MrlRecipe, device: str | None = None, small: bool = False, retrain: bool = False,
+              show_progress: bool = True):
+    """The packaged MiniLM trained with :func:`train_mrl` by ``recipe`` on SciFact train pairs, cached on disk.
+
+    The model is saved under ``<cache>/models/mrl-<key>``, where the key hashes the base weights, the
+    training pairs and the recipe; a later call with the same inputs loads it in seconds. Returns
+    ``(model, info)``, ``info`` holding the recipe, the pair count, the seconds trained and the loss log.
+    """
+    import dataclasses
+    import time
+
+    from course_lib.data import load_beir
+    from course_lib.embed import model_fingerprint, texts_fingerprint
+    from course_lib.models import cached_model, load_model
+
+    base = load_model(device=device)
+    pairs = mrl_pairs(load_beir("scifact", "train", small=small), load_beir("scifact", "test", small=small))
+    pairs = pairs[: recipe.limit]
+
+    def train():
+        start = time.perf_counter()
+        history = train_mrl(base, pairs, dims=recipe.dims, weights=recipe.weights, epochs=recipe.epochs,
+                            batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
+                            max_steps=recipe.max_steps, seed=recipe.seed, show_progress=show_progress)
+        return base, {"recipe": dataclasses.asdict(recipe), "pairs": len(pairs),
+                      "seconds": round(time.perf_counter() - start, 1), "device": str(base.device), "losses": history}
+
+    return cached_model("mrl", [model_fingerprint(base), texts_fingerprint(*map(list, zip(*pairs))),
+                                dataclasses.asdict(recipe)], train, device=device, retrain=retrain)

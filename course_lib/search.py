@@ -15,7 +15,7 @@ import numpy as np
 BLOCK_BYTES = 256 * 1024 * 1024
 
 
-def _check_matrix(name: str, x) -> np.ndarray:
+def _check_matrix(name: str, x, finite: bool = True) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
     if x.ndim != 2:
@@ -24,7 +24,7 @@ def _check_matrix(name: str, x) -> np.ndarray:
         raise TypeError(f"{name} must be a float array, got dtype {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} must have at least one row, got shape {x.shape}")
-    if not np.isfinite(x).all():
+    if finite and not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf")
     return x
 
@@ -95,7 +95,7 @@ def topk(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int) -> tuple[np.ndar
     ([[2, 0]], [0.96, 0.8])
     """
     q = _check_matrix("query_emb", query_emb)
-    c = _check_matrix("corpus_emb", corpus_emb)
+    c = _check_matrix("corpus_emb", corpus_emb, finite=False)  # checked through the scores: no extra O(N D) pass
     if q.shape[1] != c.shape[1]:
         raise ValueError(f"query_emb and corpus_emb must have the same dims, got {q.shape[1]} and {c.shape[1]}")
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= c.shape[0]:
@@ -107,7 +107,12 @@ def topk(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int) -> tuple[np.ndar
     out_s = np.empty((q.shape[0], k), dtype=np.float32)
     out_i = np.empty((q.shape[0], k), dtype=np.int64)
     for start in range(0, q.shape[0], block):
-        scores = q[start:start + block] @ c.T  # (B, N)
+        with np.errstate(invalid="ignore", over="ignore"):  # reported below, with the row
+            scores = q[start:start + block] @ c.T  # (B, N)
+        if not np.isfinite(scores).all():  # a NaN or inf in a document (or an overflow) makes its scores non-finite
+            bad = np.flatnonzero(~np.isfinite(scores).all(axis=0))
+            raise ValueError(f"corpus_emb contains NaN or inf: the scores of {bad.size} document(s) are not finite, "
+                             f"the first at row {bad[0]}")
         out_s[start:start + block], out_i[start:start + block] = _select_topk(scores, k)
     return out_s, out_i
 
@@ -415,8 +420,11 @@ def rescore(query_emb: np.ndarray, candidates: np.ndarray, corpus: np.ndarray, k
     rows = corpus[np.where(pad, 0, cand)]  # (Q, C, D) or (Q, C, bytes): only the shortlist is touched
     flat = rows.reshape(-1, rows.shape[-1])
     if precision == "float32":
-        _check_matrix("corpus", corpus)
+        if corpus.dtype not in (np.float32, np.float64, np.float16):
+            raise TypeError(f"corpus must be a float array for precision 'float32', got dtype {corpus.dtype}")
         vecs = flat.astype(np.float32, copy=False)
+        if not np.isfinite(vecs).all():  # only the shortlist is read: a scan of the whole corpus would cost O(N D)
+            raise ValueError("corpus contains NaN or inf in a shortlisted row")
     elif precision in ("int8", "uint8"):
         if corpus.dtype != np.dtype(precision):
             raise TypeError(f"precision {precision!r} needs {precision} codes, got {corpus.dtype}")

@@ -1,6 +1,6 @@
 """Training from the command line, on one CPU or on several GPUs with the same command.
 
-    python -m course_lib.train mrl --output .cache/models/mrl [--epochs 1] [--batch-size 32] [--small]
+    python -m course_lib.train mrl --output .cache/models/mrl [--epochs 3] [--batch-size 32] [--lr 1e-4] [--small]
     torchrun --nproc_per_node 4 -m course_lib.train mrl --output ...      # data parallel, one process a GPU
     accelerate launch -m course_lib.train mrl --output ...
 
@@ -17,16 +17,20 @@ import os
 import sys
 import time
 
+from course_lib.matryoshka import MrlRecipe
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     mrl = sub.add_parser("mrl", help="Matryoshka training on SciFact train pairs")
     mrl.add_argument("--output", required=True, help="folder to save the trained model in")
-    mrl.add_argument("--epochs", type=float, default=1.0)
-    mrl.add_argument("--batch-size", type=int, default=32, help="per device")
-    mrl.add_argument("--lr", type=float, default=2e-5)
-    mrl.add_argument("--dims", default="384,256,128,64,32,16")
+    defaults = MrlRecipe()
+    mrl.add_argument("--epochs", type=float, default=defaults.epochs)
+    mrl.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per device")
+    mrl.add_argument("--lr", type=float, default=defaults.learning_rate)
+    mrl.add_argument("--dims", default=",".join(map(str, defaults.dims)))
+    mrl.add_argument("--weights", default=None, help="one loss weight per dim, comma-separated (default: all 1)")
     mrl.add_argument("--max-steps", type=int, default=-1)
     mrl.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
     mrl.add_argument("--small", action="store_true")
@@ -43,14 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     local_rank = int(os.environ.get("LOCAL_RANK", "-1"))
     device = f"cuda:{local_rank}" if cfg.device == "cuda" and local_rank >= 0 else cfg.device
     model = load_model(device=device)
-    pairs = mrl_pairs(load_beir("scifact", "train", small=cfg.small))[: args.limit]
+    pairs = mrl_pairs(load_beir("scifact", "train", small=cfg.small), load_beir("scifact", "test", small=cfg.small))
+    pairs = pairs[: args.limit]
     dims = tuple(int(d) for d in args.dims.split(","))
+    weights = None if args.weights is None else tuple(float(w) for w in args.weights.split(","))
     start = time.perf_counter()
-    history = train_mrl(model, pairs, dims=dims, epochs=args.epochs, batch_size=args.batch_size,
+    history = train_mrl(model, pairs, dims=dims, weights=weights, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.lr, max_steps=args.max_steps, seed=args.seed, show_progress=rank == 0)
     if rank == 0:
         model.save(args.output)
-        info = {"pairs": len(pairs), "dims": dims, "epochs": args.epochs, "batch_size": args.batch_size,
+        info = {"pairs": len(pairs), "dims": dims, "weights": weights, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
                 "world_size": int(os.environ.get("WORLD_SIZE", "1")), "seconds": round(time.perf_counter() - start, 1),
                 "device": device, "losses": history}
         with open(os.path.join(args.output, "course_training.json"), "w") as fh:

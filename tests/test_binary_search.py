@@ -66,6 +66,13 @@ def test_bad_input_is_named():
         rescore(np.ones((10, 64), np.float32), np.zeros((10, 5), int), c, 6, "ubinary")
     with pytest.raises(ValueError, match="need the ranges"):
         rescore(np.ones((1, 8), np.float32), np.zeros((1, 2), int), c.view(np.int8), 1, "int8")
+    docs = np.ones((4, 3), np.float32)
+    docs[3, 0] = np.nan
+    rescore(np.ones((1, 3), np.float32), np.array([[0, 2]]), docs, 1)  # a NaN outside the shortlist is never read
+    with pytest.raises(ValueError, match="NaN or inf in a shortlisted row"):
+        rescore(np.ones((1, 3), np.float32), np.array([[0, 3]]), docs, 1)
+    with pytest.raises(TypeError, match="corpus must be a float array"):
+        rescore(np.ones((1, 3), np.float32), np.array([[0]]), np.ones((4, 3), np.int32), 1)
 
 
 @pytest.fixture(scope="module")

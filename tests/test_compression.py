@@ -72,3 +72,12 @@ def test_binary_rescoring_curve_and_scoring_variants(task):
     assert abs(v["Hamming (binary query, binary docs)"] - hamming) < 1e-4  # rounded to 4 places
     # with the whole corpus shortlisted, rescoring with the bits is the asymmetric float . +-1 full scan
     assert abs(curve[20]["ndcg@10 ubinary"] - v["float query . +-1 docs (asymmetric)"]) < 0.01
+
+
+def test_compression_check_matches_the_precision_table(task, table):
+    rows = {r["representation"]: r for r in C.compression_check(task)}
+    assert rows["fp32"]["ndcg@10"] == round(task.fp32_ndcg, 4) and rows["fp32"]["bytes/doc"] == 1536
+    assert rows["int8"]["ndcg@10"] == table[("int8", "min-max")]["ndcg@10 sym"]
+    assert rows["binary (Hamming)"]["ndcg@10"] == round(C.hamming_ndcg(task), 4)
+    assert rows["binary + int8 rescore x4"]["retention"] > rows["binary (Hamming)"]["retention"] + 0.03
+    assert rows["first 64 dims (fp32)"]["bytes/doc"] == 256 and rows["first 64 dims (fp32)"]["retention"] < 0.9

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib.matryoshka import funnel_search, truncate
+from course_lib.matryoshka import (MrlRecipe, funnel_index, funnel_search, matryoshka_loss, mrl_model, mrl_recipe,
+                                   sts_spearman_by_dim, truncate)
 from course_lib.search import topk
 
 
@@ -51,6 +52,11 @@ def test_funnel_search_with_a_full_shortlist_is_exact_and_binary_works():
     np.testing.assert_array_equal(i, exact_i)
     _, bi = funnel_search(q, c, 10, shortlist_dim=64, shortlist=100, binary=True)
     assert (bi[:, 0] == np.arange(10)).all()  # each query's own document survives the binary funnel
+    index = funnel_index(c, 64, binary=True)
+    assert index.shape == (300, 8) and index.dtype == np.uint8  # 8 bytes a document
+    np.testing.assert_array_equal(funnel_search(q, c, 10, 64, 100, True, index=index)[1], bi)
+    with pytest.raises(ValueError, match=r"index must be funnel_index\(corpus_emb, 64, binary=False\)"):
+        funnel_search(q, c, 10, 64, 100, False, index=index)
     with pytest.raises(ValueError, match=r"k must be an int in \[1, min\(shortlist, N\)\] = \[1, 5\]"):
         funnel_search(q, c, 10, shortlist=5)
 
@@ -78,3 +84,64 @@ def test_training_command_line_runs_on_one_cpu_process(launcher, tmp_path, model
     text = ["a claim about gene expression"]
     a, b = tuned.encode(text), model.encode(text)
     assert a.shape == (1, 384) and not np.allclose(a, b, atol=1e-6)  # two steps of training moved the weights
+
+
+def test_matryoshka_loss_equals_sentence_transformers(model):
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+
+    from course_lib.data import document_text, load_beir
+    from course_lib.matryoshka import mrl_pairs
+
+    pairs = mrl_pairs(load_beir("scifact", "train", small=True))[:6]
+    queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
+    dims, weights = (384, 128, 32), (1.0, 0.5, 2.0)
+    theirs_fn = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=list(dims),
+                               matryoshka_weights=list(weights))
+    model.eval()
+    with torch.no_grad():
+        theirs = float(theirs_fn([model.preprocess(queries), model.preprocess(docs)], None))
+    q, d = model.encode(queries), model.encode(docs)
+    assert matryoshka_loss(q, d, dims, weights) == pytest.approx(theirs, rel=1e-4)
+    assert matryoshka_loss(q, d, (384,)) < matryoshka_loss(q, d[::-1].copy(), (384,))  # wrong pairs cost more
+    with pytest.raises(ValueError, match="one entry per dim"):
+        matryoshka_loss(q, d, dims, (1.0,))
+    assert document_text  # the pairs are real SciFact text
+
+
+def test_sts_by_dim_equals_embedding_similarity_evaluator(model):
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    from course_lib.data import load_sts
+
+    sts = load_sts("test")
+    s1, s2, gold = sts.sentence1[:200], sts.sentence2[:200], sts.score[:200]
+    ours = sts_spearman_by_dim(model.encode(s1), model.encode(s2), gold, dims=(384, 32))
+    for dim in (384, 32):
+        res = EmbeddingSimilarityEvaluator(s1, s2, gold, truncate_dim=dim if dim < 384 else None)(model)
+        theirs = next(v for k, v in res.items() if k.endswith("spearman_cosine"))
+        assert ours[dim] == pytest.approx(theirs, abs=1e-6), dim
+    assert ours[32] < ours[384]  # the base model is not Matryoshka-trained: 32 dims lose rank agreement
+
+
+def test_mrl_model_trains_once_then_loads_from_the_cache(tmp_cache, model):
+    recipe = MrlRecipe(epochs=1.0, batch_size=4, max_steps=2, limit=8, dims=(384, 64))
+    tuned, info = mrl_model(recipe, device="cpu", small=True, show_progress=False)
+    assert not info["cached"] and info["pairs"] == 8 and info["losses"]
+    again, info2 = mrl_model(recipe, device="cpu", small=True, show_progress=False)
+    assert info2["cached"] and info2["recipe"] == info["recipe"]
+    text = ["a claim about gene expression"]
+    np.testing.assert_array_equal(again.encode(text), tuned.encode(text))
+    assert not np.allclose(again.encode(text), model.encode(text), atol=1e-6)
+    assert len(list((tmp_cache / "models").glob("mrl-*"))) == 1  # no .tmp folder left behind
+
+
+def test_mrl_recipe_scales_with_the_machine():
+    from course_lib.config import Config
+
+    def cfg(small, full):
+        return Config(device="cuda" if full else "cpu", small=small, full=full, cache_dir=Path("."), seed=3)
+
+    small, cpu, gpu = mrl_recipe(cfg(True, False)), mrl_recipe(cfg(False, False)), mrl_recipe(cfg(False, True))
+    assert small.max_steps > 0 and cpu.max_steps == gpu.max_steps == -1
+    assert gpu.epochs > cpu.epochs and gpu.batch_size > cpu.batch_size and cpu.seed == 3

@@ -57,6 +57,11 @@ def test_bad_input_is_named():
         topk(np.ones((1, 2), dtype=np.float32), c, 1)
     with pytest.raises(ValueError, match="query_emb contains NaN"):
         topk(np.full((1, 3), np.nan, dtype=np.float32), c, 1)
+    for bad in (np.nan, np.inf, -np.inf):
+        d = c.copy()
+        d[2, 1] = bad
+        with pytest.raises(ValueError, match=r"corpus_emb contains NaN or inf: .* the first at row 2"):
+            topk(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], np.float32), d, 1)  # even where the query's dim is 0
     with pytest.raises(TypeError, match="corpus_emb must be a float array, got dtype int64"):
         topk(c, np.ones((4, 3), dtype=np.int64), 1)
     with pytest.raises(ValueError, match="must be 2-D"):
