@@ -26,8 +26,9 @@
 # **Prerequisites:** notebooks 01-03 (nDCG@10, binary codes, rescoring); softmax cross-entropy.
 #
 # **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 20 minutes the first time on a
-# 2-core CPU (10 minutes of training, then encoding the corpus with the new model; both are cached) and about a
-# minute after that; `COURSE_SMALL=1` trains for 8 steps and uses the 1,500-document sub-corpus.
+# 2-core CPU (10-15 minutes of training, then encoding the corpus with the new model; both are cached) and about
+# 15 seconds after that; `COURSE_SMALL=1` trains for 8 steps and uses the 1,500-document sub-corpus (about 3
+# minutes the first time).
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only), and the STS Benchmark. Cite Wadden et al.
 # (2020), Thakur et al. (2021), Cer et al. (2017), and for Matryoshka Representation Learning, Kusupati et al.
