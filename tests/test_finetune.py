@@ -117,3 +117,22 @@ def test_training_columns_and_cached_training(tmp_cache, train, model):
     assert not np.allclose(tuned.encode(text), model.encode(text), atol=1e-6)
     with pytest.raises(ValueError, match="loss must be 'mnrl' or 'cached_mnrl'"):
         F.make_loss(model, "triplet")
+
+
+def test_cached_mnrl_gives_the_loss_and_gradients_of_mnrl(train):
+    from course_lib.models import load_model
+
+    model = load_model(device="cpu")
+    model.eval()  # no dropout: both passes see the same network
+    ex = F.train_examples(train)[:8]
+    grads = {}
+    for name, mini in [("mnrl", 16), ("cached_mnrl", 3)]:  # 3 does not divide 8: a ragged last mini-batch
+        model.zero_grad()
+        feats = [model.preprocess([e.query for e in ex]), model.preprocess([e.document for e in ex])]
+        loss = F.make_loss(model, name, mini_batch_size=mini)(feats, None)
+        loss.backward()
+        w = next(p for n, p in model.named_parameters() if n.endswith("query.weight"))
+        grads[name] = (float(loss.detach()), w.grad.detach().clone())
+    assert grads["cached_mnrl"][0] == pytest.approx(grads["mnrl"][0], rel=1e-5)
+    assert grads["mnrl"][1].abs().sum() > 0
+    np.testing.assert_allclose(grads["cached_mnrl"][1].numpy(), grads["mnrl"][1].numpy(), rtol=1e-3, atol=1e-6)
