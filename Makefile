@@ -23,6 +23,7 @@ help:
 	@echo "make test   set up on first use, then run the whole test suite"
 	@echo "make data   fetch and verify the data sets (mirror DATA_MIRROR=$(DATA_MIRROR), else download)"
 	@echo "make peers  the peer environment .venv-peers (PyLate, for the MaxSim comparison; make test makes it)"
+	@echo "make workbook  run every solution notebook headless -> build/REPORT.md (COURSE_SMALL=1: quick run)"
 
 setup: $(STAMP) data
 
@@ -59,7 +60,7 @@ $(PEERS_STAMP):
 	$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"
 	touch $@
 
-.PHONY: notebooks grade check
+.PHONY: notebooks grade check workbook
 notebooks: $(STAMP)
 	$(BIN)/python -m course_lib.notebooks build
 
@@ -72,3 +73,8 @@ grade: setup
 check: setup
 	@test -n "$(NB)" || { echo "usage: make check NB=01"; exit 2; }
 	$(BIN)/python -m course_lib.grading check "$(NB)"
+
+# Every solution notebook, headless and in order: executed copies, plots and build/REPORT.md under build/.
+# Full mode unless COURSE_SMALL=1; WORKBOOK_ARGS='--only 05 07' runs some. Exits non-zero if a notebook fails.
+workbook: setup
+	$(BIN)/python -m course_lib.workbook $(WORKBOOK_ARGS)

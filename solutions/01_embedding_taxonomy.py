@@ -42,6 +42,7 @@ from course_lib import hybrid, metrics, search, sparse
 from course_lib.data import document_text, load_beir
 from course_lib.embed import encode_corpus, encode_queries
 from course_lib.models import load_model
+from course_lib.report import record
 
 test = load_beir("scifact", "test", small=cfg.small)
 train = load_beir("scifact", "train", small=cfg.small)
@@ -279,6 +280,8 @@ print(f"SciFact test, {len(test.corpus):,} documents:")
 for name, m in [("dense", dense_m), ("BM25", bm25_m), ("hybrid RRF (k=60)", rrf_m),
                 (f"hybrid convex (alpha={best_alpha})", convex_m)]:
     print(f"  {name:28s} nDCG@10 {m['ndcg@10']:.4f}   Recall@100 {m['recall@100']:.4f}")
+for name, m in [("dense", dense_m), ("BM25", bm25_m), ("hybrid RRF", rrf_m), ("hybrid convex", convex_m)]:
+    record(f"nDCG@10, {name}", m["ndcg@10"])  # collected by `make workbook` into build/REPORT.md
 
 # %% [markdown]
 # ## 4. The spectrum at a glance: bytes per document
@@ -302,6 +305,7 @@ spectrum = {
 print(f"{'representation':50s} {'bytes/doc':>10s} {'vs fp32':>8s}")
 for name, nbytes in spectrum.items():
     print(f"{name:50s} {nbytes:10,.0f} {nbytes / spectrum['dense fp32']:8.3f}x")
+    record(f"bytes per document, {name}", nbytes, "bytes")
 print(f"(mean {n_tokens.mean():.0f} word pieces and {bm25.nnz_per_doc().mean():.0f} distinct terms per document)")
 
 fig, ax = plt.subplots(figsize=(7, 3.8))

@@ -43,6 +43,7 @@ import numpy as np
 from course_lib import compression, quantization, search
 from course_lib.data import load_beir
 from course_lib.models import load_model
+from course_lib.report import record
 
 model = load_model(device=cfg.device)
 task = compression.Retrieval.from_dataset(model, load_beir("scifact", "test", small=cfg.small))
@@ -247,6 +248,8 @@ for m in (2, 4):
 print(f"{'method':28s} {'MB':>7s} {'nDCG@10':>8s} {'ms/query':>9s}")
 for name, nbytes, ndcg, ms in rows:
     print(f"{name:28s} {nbytes / 1e6:7.3f} {ndcg:8.4f} {ms:9.3f}")
+    record(f"nDCG@10, {name}", ndcg)
+    record(f"latency, {name}", ms, "ms/query")
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, nbytes, ndcg, ms in rows:
     ax.scatter(nbytes / 1e6, ndcg, s=40 + 400 * ms / max(r[3] for r in rows))

@@ -50,6 +50,7 @@ from course_lib.compression import Retrieval, markdown_table
 from course_lib.data import load_beir, load_sts
 from course_lib.eval import unseen_document_qrels
 from course_lib.models import load_model
+from course_lib.report import record
 
 base = load_model(device=cfg.device)
 test = load_beir("scifact", "test", small=cfg.small)
@@ -220,6 +221,11 @@ mrl_by_dim = matryoshka.ndcg_by_dim(mrl_task.query_emb, mrl_task.corpus_emb, mrl
 sts_base, sts_mrl = matryoshka.sts_by_dim(base, sts, DIMS), matryoshka.sts_by_dim(mrl, sts, DIMS)
 print(markdown_table([{"dims": d, "base nDCG@10": round(base_by_dim[d], 4), "MRL nDCG@10": round(mrl_by_dim[d], 4),
                        "base STS-B": round(sts_base[d], 4), "MRL STS-B": round(sts_mrl[d], 4)} for d in DIMS]))
+for d in DIMS:
+    record(f"nDCG@10 at {d} dims, base", base_by_dim[d])
+    record(f"nDCG@10 at {d} dims, MRL", mrl_by_dim[d])
+    record(f"STS-B Spearman at {d} dims, base", sts_base[d])
+    record(f"STS-B Spearman at {d} dims, MRL", sts_mrl[d])
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, (title, ylabel, b, m) in zip(axes, [("SciFact test", "nDCG@10", base_by_dim, mrl_by_dim),
                                             ("STS-B test", "Spearman", sts_base, sts_mrl)]):
@@ -252,6 +258,8 @@ for name, task in [("base", base_task), ("MRL", mrl_task)]:
                                  task.doc_ids, unseen, (384, 64))
     print(f"{name:4s} on the {len(keep)} queries with unseen documents: nDCG@10 {sub[384]:.4f} at 384, "
           f"{sub[64]:.4f} at 64 ({sub[64] / sub[384]:.1%})")
+    record(f"nDCG@10 at 384 dims, {name}, {len(keep)} unseen-document queries", sub[384])
+    record(f"nDCG@10 at 64 dims, {name}, {len(keep)} unseen-document queries", sub[64])
 
 # %% [markdown]
 # ## 5. Funnel search
@@ -326,6 +334,8 @@ for name, task in [("base", base_task), ("MRL", mrl_task)]:
         rows.append({"model": name, "first stage": f"{kind} -> top 100 -> 384", "bytes/doc": nbytes,
                      "nDCG@10": round(ndcg(s, i), 4)})
 print(markdown_table(rows))
+for row in rows:
+    record(f"nDCG@10, {row['model']}, {row['first stage']}", row["nDCG@10"])
 
 # %% [markdown]
 # ("alone" is the first stage's own top 10; "-> top 100 -> 384" is the funnel: the first stage's top 100 reranked
@@ -351,7 +361,7 @@ idx64, codes64 = matryoshka.funnel_index(c, 64), matryoshka.funnel_index(c, 64, 
 for name, fn in [("exact 384 fp32", lambda v: search.topk(v, c, 10)),
                  ("64 fp32 -> top 100 -> 384", lambda v: matryoshka.funnel_search(v, c, 10, 64, 100, index=idx64)),
                  ("64 binary -> top 100 -> 384", lambda v: matryoshka.funnel_search(v, c, 10, 64, 100, True, codes64))]:
-    print(f"{name:30s} {per_query_ms(fn, q):7.3f} ms/query")
+    record(f"latency, {name}", per_query_ms(fn, q), "ms/query")
 
 # %% [markdown]
 # At this size the funnel is no faster than exact search: fixed costs per call dominate. At a million documents

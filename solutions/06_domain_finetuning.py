@@ -50,6 +50,7 @@ from course_lib.embed import encode_corpus, encode_queries
 from course_lib.eval import paired_comparison, unseen_document_qrels
 from course_lib.matryoshka import sts_by_dim
 from course_lib.models import load_model
+from course_lib.report import record
 
 base = load_model(device=cfg.device)
 train = load_beir("scifact", "train", small=cfg.small)  # the same corpus as test: 1,500 documents in small mode
@@ -279,6 +280,11 @@ for setting, model in tuned.items():
     sts_scores[setting] = sts_by_dim(model, sts, (384,))[384]
 print(markdown_table([{"model": name, **{k: v for k, v in ev.items() if k != "per_query"},
                        "STS-B Spearman": round(sts_scores[name], 4)} for name, ev in evals.items()]))
+for name, ev in evals.items():
+    for key, value in ev.items():
+        if key != "per_query":
+            record(f"{key}, {name}", value)
+    record(f"STS-B Spearman, {name}", sts_scores[name])
 
 # %% [markdown]
 # A mean hides how it was made. Compare query by query.
@@ -336,6 +342,8 @@ best = max(("none", "mined", "filtered"), key=lambda s: evals[s]["nDCG@10"])
 check = [{"model": name, **row} for name, model in [("base", base), (f"tuned ({best})", tuned[best])]
          for row in compression_check(Retrieval.from_dataset(model, test))]
 print(markdown_table(check))
+for row in check:
+    record(f"nDCG@10 retention of fp32, {row['model']}, {row['representation']}", 100 * row["retention"], "%")
 
 # %% [markdown]
 # ## 7. The recipe

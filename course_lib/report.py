@@ -1,0 +1,88 @@
+"""Measured figures, tagged so that `make workbook` can collect every one of them into ``build/REPORT.md``.
+
+A notebook calls :func:`record` where it measures something. In Jupyter the figure is shown as one line
+of text and also carried, machine-readable, in the cell's output (MIME type :data:`FIGURE_MIME`);
+outside IPython it is printed. :func:`figures_in` reads them back from an executed notebook.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+FIGURE_MIME = "application/vnd.embeddings-course.figure+json"
+
+
+def _format(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{value:.2f}%"
+    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+        text = f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.3g}"
+    elif float(value).is_integer():
+        text = f"{value:,.0f}"
+    else:
+        text = f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{text} {unit}".rstrip()
+
+
+def record(name: str, value: float, unit: str = "") -> float:
+    """Show a measured figure and tag it for the workbook report; returns ``value``.
+
+    Parameters
+    ----------
+    name : str
+        What was measured, e.g. ``"nDCG@10, dense fp32"``.
+    value : float
+        The measurement (a finite number).
+    unit : str
+        ``"ms"``, ``"bytes"``, ``"%"``, ``"s"`` ... or ``""`` for a score.
+
+    Examples
+    --------
+    >>> record("nDCG@10, dense", 0.64512)
+    nDCG@10, dense = 0.6451
+    0.64512
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty str, got {name!r}")
+    if not isinstance(unit, str):
+        raise TypeError(f"unit must be a str, got {type(unit).__name__}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"value of {name!r} must be a number, got {type(value).__name__}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"value of {name!r} must be finite, got {number}")
+    text = f"{name} = {_format(number, unit)}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with the course
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display({FIGURE_MIME: {"name": name, "value": number, "unit": unit}, "text/plain": text}, raw=True)
+    else:
+        print(text)
+    return value
+
+
+def record_all(values: Mapping[str, float], unit: str = "", prefix: str = "") -> None:
+    """:func:`record` each ``name -> value`` of a mapping, the name prefixed with ``prefix``."""
+    for name, value in values.items():
+        record(f"{prefix}{name}", value, unit)
+
+
+def figures_in(nb) -> list[dict]:
+    """The recorded figures of an executed notebook, in order: ``{"name", "value", "unit", "cell"}``."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            payload = out.get("data", {}).get(FIGURE_MIME)
+            if payload is not None:
+                found.append({**payload, "cell": index})
+    return found
+
+
+def format_value(value: float, unit: str) -> str:
+    """A figure as the report writes it: 4 decimals for scores, thousands separators for large counts."""
+    return _format(float(value), unit)
