@@ -93,7 +93,14 @@ def _cache_path(model, ids, strings, kind, fields, prompt, extra: dict | None = 
     return settings, cache_dir() / "embeddings" / f"{kind}-{key}.npy"
 
 
+def default_batch_size(model, cpu: int = 64, accelerator: int = 256) -> int:
+    """Encoding batch size for the model's device: ``cpu`` on a CPU, ``accelerator`` on CUDA or MPS."""
+    return cpu if getattr(model, "device", None) is None or model.device.type == "cpu" else accelerator
+
+
 def _encode(model, texts, kind, *, batch_size, max_length, fields, prompt, cache, show_progress):
+    if batch_size is None:
+        batch_size = default_batch_size(model)
     if max_length is not None:
         if not isinstance(max_length, int) or max_length <= 0:
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
@@ -132,7 +139,7 @@ def cache_info(model, texts, kind: str = "corpus", fields: tuple[str, ...] = ("t
     return json.loads(meta.read_text()) if meta.is_file() else None
 
 
-def encode_corpus(model, corpus, *, batch_size: int = 64, max_length: int | None = None,
+def encode_corpus(model, corpus, *, batch_size: int | None = None, max_length: int | None = None,
                   fields: tuple[str, ...] = ("title", "text"), prompt: str | None = None,
                   cache: bool = True, show_progress: bool = True) -> np.ndarray:
     """Encode documents to L2-normalized float32 vectors, cached on disk.
@@ -142,7 +149,8 @@ def encode_corpus(model, corpus, *, batch_size: int = 64, max_length: int | None
     model : SentenceTransformer
     corpus : dict[str, dict] or dict[str, str] or list[str]
         Documents; a dict value ``{"title", "text"}`` is read as ``" ".join(fields)`` (BEIR's "title text").
-    batch_size : int
+    batch_size : int or None
+        None: 64 on a CPU, 256 on a GPU (:func:`default_batch_size`); the embeddings do not depend on it.
     max_length : int or None
         Word pieces per text (``model.max_seq_length``, 256 for MiniLM); longer texts are truncated.
     fields : tuple of str
@@ -159,7 +167,7 @@ def encode_corpus(model, corpus, *, batch_size: int = 64, max_length: int | None
                    prompt=prompt, cache=cache, show_progress=show_progress)
 
 
-def encode_queries(model, queries, *, batch_size: int = 64, max_length: int | None = None,
+def encode_queries(model, queries, *, batch_size: int | None = None, max_length: int | None = None,
                    prompt: str | None = None, cache: bool = True, show_progress: bool = False) -> np.ndarray:
     """Encode queries (``dict[str, str]`` or ``list[str]``) like :func:`encode_corpus`; float32 (Q, D)."""
     return _encode(model, queries, "queries", batch_size=batch_size, max_length=max_length, fields=("text",),

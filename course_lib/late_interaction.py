@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib.embed import _as_texts, _atomic_write, _cache_path
+from course_lib.embed import _as_texts, _atomic_write, _cache_path, default_batch_size
 from course_lib.paths import cache_dir
 
 QUERY_LENGTH = 32  # ColBERT's query length: queries are padded with [MASK] to this many tokens
@@ -179,12 +179,15 @@ def _backbone_tokens(model, texts: list[str], is_query: bool, query_augment: boo
 
 
 def token_embeddings(model, texts, is_query: bool, *, query_augment: bool = True, max_length: int | None = None,
-                     batch_size: int = 32, cache: bool = True, show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                     batch_size: int | None = None, cache: bool = True,
+                     show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The frozen backbone's token vectors, cached on disk as float16: (B, L, 384) and a bool mask (B, L).
 
     ``texts``: a dict (id -> text or BEIR document) or a list of str. Queries are padded with [MASK]
-    to ``QUERY_LENGTH`` tokens when ``query_augment``; documents are cut at ``DOC_LENGTH``.
+    to ``QUERY_LENGTH`` tokens when ``query_augment``; documents are cut at ``DOC_LENGTH``. ``batch_size``
+    None is 32 on a CPU and 128 on a GPU.
     """
+    batch_size = batch_size or default_batch_size(model, cpu=32, accelerator=128)
     max_length = max_length or (QUERY_LENGTH if is_query else DOC_LENGTH)
     ids, strings = _as_texts(texts, ("text",) if is_query else ("title", "text"))
     kind = "tokens-queries" if is_query else "tokens-corpus"

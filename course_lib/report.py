@@ -48,6 +48,8 @@ def record(name: str, value: float, unit: str = "") -> float:
     if not isinstance(unit, str):
         raise TypeError(f"unit must be a str, got {type(unit).__name__}")
     try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
         number = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"value of {name!r} must be a number, got {type(value).__name__}") from None
@@ -73,13 +75,13 @@ def record_all(values: Mapping[str, float], unit: str = "", prefix: str = "") ->
 
 
 def figures_in(nb) -> list[dict]:
-    """The recorded figures of an executed notebook, in order: ``{"name", "value", "unit", "cell"}``."""
+    """The recorded figures of an executed notebook, in order: ``{"name", "value", "unit", "cell"}`` (cell from 1)."""
     found = []
     for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             payload = out.get("data", {}).get(FIGURE_MIME)
             if payload is not None:
-                found.append({**payload, "cell": index})
+                found.append({**payload, "cell": index + 1})
     return found
 
 

@@ -8,7 +8,7 @@ Each notebook is built from ``solutions/NN_topic.py`` (solutions and hidden test
 with the ``embeddings-course`` kernel. Written under ``build/workbook/`` (``--out``):
 
 - ``NN_topic.ipynb``: the executed copy (also when it failed, up to the failing cell);
-- ``figures/NN_topic-cCCC-K.png``: every plot;
+- ``figures/NN_topic-cCCC-K.png``: every plot (K-th image of cell CCC, counted from 1 with markdown cells);
 - ``REPORT.md`` (copied to ``build/REPORT.md``) and ``report.json``: mode, device, commit, cache state,
   time per notebook, and every figure the notebooks recorded with :func:`course_lib.report.record`.
 
@@ -54,14 +54,15 @@ def _first_line(source: str) -> str:
 
 
 def _error_of(nb, index: int | None, err: BaseException) -> dict:
-    """Where and why a notebook failed: the cell's index, grade id, first line, and the error."""
+    """Where and why a notebook failed: the cell's number (1-based, markdown cells counted), grade id, first line
+    and the error."""
     cell = nb.cells[index] if index is not None and 0 <= index < len(nb.cells) else None
     ename, evalue = type(err).__name__, str(err).strip().splitlines()[-1:] or [""]
     if cell is not None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 ename, evalue = out.get("ename", ename), [out.get("evalue", "")]
-    return {"cell": index, "grade_id": (cell.metadata.get("nbgrader", {}).get("grade_id") if cell else None),
+    return {"cell": None if index is None else index + 1, "grade_id": (cell.metadata.get("nbgrader", {}).get("grade_id") if cell else None),
             "first_line": _first_line(cell.source) if cell else "", "ename": ename, "evalue": evalue[0][:300]}
 
 
@@ -73,7 +74,7 @@ def _save_plots(nb, stem: str, folder: Path) -> list[str]:
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             png = out.get("data", {}).get("image/png")
             if png:
-                path = folder / f"{stem}-c{index:03d}-{k}.png"
+                path = folder / f"{stem}-c{index + 1:03d}-{k}.png"
                 path.write_bytes(base64.b64decode(png))
                 paths.append(path.name)
                 k += 1
@@ -183,10 +184,14 @@ def write_report(results: list[NotebookResult], meta: dict, out: Path) -> Path:
 
 
 def run(stems_: list[str], out: Path = DEFAULT_OUT, small: bool | None = None, cell_timeout: int = 3600,
-        log=print) -> list[NotebookResult]:
-    """Execute the given notebooks in order into ``out`` and write the report; return their results."""
+        log=print, sources: Path | None = None) -> list[NotebookResult]:
+    """Execute the given notebooks (``sources/<stem>.py``, default ``solutions/``) in order into ``out``.
+
+    Writes the report after every notebook; returns the results.
+    """
     from course_lib.notebooks import SOLUTIONS, source_notebook
 
+    sources = Path(sources or SOLUTIONS)
     small = small_mode() if small is None else small
     os.environ["COURSE_SMALL"] = "1" if small else "0"  # the kernels inherit it
     out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +201,7 @@ def run(stems_: list[str], out: Path = DEFAULT_OUT, small: bool | None = None, c
         f"{'empty (cold)' if meta['cache_before']['cold'] else 'warm'} -> {out}")
     results: list[NotebookResult] = []
     for n, stem in enumerate(stems_, 1):
-        nb = source_notebook(SOLUTIONS / f"{stem}.py")
+        nb = source_notebook(sources / f"{stem}.py")
         log(f"[{n}/{len(stems_)}] {stem}: running {sum(c.cell_type == 'code' for c in nb.cells)} code cells")
         res = run_notebook(nb, stem, out, cell_timeout, log=log)
         results.append(res)
@@ -213,21 +218,25 @@ def run(stems_: list[str], out: Path = DEFAULT_OUT, small: bool | None = None, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_lib.notebooks import stems
+    from course_lib.notebooks import SOLUTIONS
 
     parser = argparse.ArgumentParser(prog="python -m course_lib.workbook", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or stems (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: build/workbook)")
     parser.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
+    parser.add_argument("--sources", type=Path, default=SOLUTIONS,
+                        help="folder of NN_topic.py notebook sources (default: solutions/)")
     args = parser.parse_args(argv)
-    all_stems = stems()
+    all_stems = sorted(p.stem for p in args.sources.glob("[0-9][0-9]_*.py"))
+    if not all_stems:
+        parser.error(f"no NN_topic.py notebook sources in {args.sources}")
     chosen = all_stems
     if args.only:
         chosen = [s for s in all_stems if any(s == o or s.startswith(f"{o}_") for o in args.only)]
         unknown = [o for o in args.only if not any(s == o or s.startswith(f"{o}_") for s in all_stems)]
         if unknown:
             parser.error(f"no notebook {unknown}; the notebooks are {', '.join(all_stems)}")
-    results = run(chosen, out=args.out, cell_timeout=args.cell_timeout)
+    results = run(chosen, out=args.out, cell_timeout=args.cell_timeout, sources=args.sources)
     total = sum(r.seconds for r in results)
     failed = [r.stem for r in results if r.status != "ok"]
     print(f"workbook: {len(results) - len(failed)}/{len(results)} notebooks ran in {_minutes(total)}; "

@@ -84,3 +84,15 @@ def test_bad_input_is_named(model, tmp_cache):
         embed.encode_corpus(model, {"d1": 3}, show_progress=False)
     with pytest.raises(ValueError, match="max_length must be a positive int"):
         embed.encode_corpus(model, DOCS, max_length=0, show_progress=False)
+
+
+def test_default_batch_size_scales_with_the_device():
+    from types import SimpleNamespace
+
+    import torch
+
+    from course_lib.embed import default_batch_size
+
+    assert default_batch_size(SimpleNamespace(device=torch.device("cpu"))) == 64
+    assert default_batch_size(SimpleNamespace(device=torch.device("cuda", 0))) == 256
+    assert default_batch_size(SimpleNamespace(device=torch.device("mps")), cpu=32, accelerator=128) == 128
