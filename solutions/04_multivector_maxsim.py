@@ -24,8 +24,9 @@
 #
 # **Prerequisites:** notebooks 01-03; PyTorch tensors; softmax cross-entropy.
 #
-# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 6 minutes the first time
-# (token embeddings of the corpus, then training the projection; both are cached) and about 2 minutes after that;
+# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 10 minutes the first time on
+# a 2-core CPU (token embeddings of the corpus, then training the projection; both are cached) and about 4.5
+# minutes after that (five MaxSim passes over the whole corpus);
 # `COURSE_SMALL=1` uses the 1,500-document sub-corpus.
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020), Thakur et al. (2021),

@@ -25,9 +25,9 @@
 #
 # **Prerequisites:** notebooks 01-03 (nDCG@10, binary codes, rescoring); softmax cross-entropy.
 #
-# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 20 minutes the first time on a
-# 2-core CPU (10-15 minutes of training, then encoding the corpus with the new model; both are cached) and about
-# 15 seconds after that; `COURSE_SMALL=1` trains for 8 steps and uses the 1,500-document sub-corpus (about 3
+# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 12.5 minutes the first time on a
+# 2-core CPU (9-15 minutes of training, then encoding the corpus with the new model; both are cached) and about
+# 11 seconds after that; `COURSE_SMALL=1` trains for 8 steps and uses the 1,500-document sub-corpus (about 3
 # minutes the first time).
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only), and the STS Benchmark. Cite Wadden et al.

@@ -23,7 +23,7 @@
 #
 # **Prerequisites:** notebooks 01-05 (nDCG@10, in-batch negatives and the Matryoshka loss, compression).
 #
-# **Expected time on a laptop CPU:** 60 minutes of work. Running it the first time takes about 45 minutes on a
+# **Expected time on a laptop CPU:** 60 minutes of work. Running it the first time takes about 40 minutes on a
 # 2-core CPU (three training runs, and the corpus encoded with each tuned model; all are cached) and about 15
 # seconds after that; `COURSE_SMALL=1` trains for 6 steps on 96 pairs and uses the 1,500-document sub-corpus
 # (about 5 minutes the first time).

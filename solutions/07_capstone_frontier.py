@@ -25,8 +25,8 @@
 # (ColBERT projection), 05 (Matryoshka) and 06 (fine-tuning, mined negatives) trained and cached, and their cached
 # embeddings. Run alone on a fresh machine, it trains them first (about an hour on a 2-core CPU).
 #
-# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 2 minutes after notebooks 01-06
-# (most of it one MaxSim pass over the corpus's token vectors); `COURSE_SMALL=1` uses the 1,500-document
+# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 1.5 minutes on a 2-core CPU after
+# notebooks 01-06 (most of it one MaxSim pass over the corpus's token vectors); `COURSE_SMALL=1` uses the 1,500-document
 # sub-corpus.
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al.
