@@ -43,7 +43,7 @@ def measure(name: str, family: str, bytes_per_doc: float, search: Callable[[], t
     from course_lib.metrics import evaluate
     from course_lib.search import run_from_topk
 
-    if not bytes_per_doc or bytes_per_doc <= 0:
+    if not bytes_per_doc > 0:
         raise ValueError(f"bytes_per_doc of {name!r} must be > 0, got {bytes_per_doc!r}")
     times = []
     for _ in range(max(1, int(repeat))):

@@ -28,9 +28,9 @@ KERNEL = {"display_name": "Python (embeddings-course)", "language": "python", "n
 LEAK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
-def stems() -> list[str]:
-    """The notebook stems ``NN_topic``, in order."""
-    return sorted(p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.py"))
+def stems(sources: Path = SOLUTIONS) -> list[str]:
+    """The notebook stems ``NN_topic`` of the sources in ``sources`` (default ``solutions/``), in order."""
+    return sorted(p.stem for p in Path(sources).glob("[0-9][0-9]_*.py"))
 
 
 def grade_ids(nb) -> list[str]:

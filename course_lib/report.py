@@ -13,7 +13,9 @@ from collections.abc import Mapping
 FIGURE_MIME = "application/vnd.embeddings-course.figure+json"
 
 
-def _format(value: float, unit: str) -> str:
+def format_value(value: float, unit: str) -> str:
+    """A figure as the report writes it: 4 decimals for scores, thousands separators for large counts."""
+    value = float(value)
     if unit == "%":
         return f"{value:.2f}%"
     if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
@@ -55,7 +57,7 @@ def record(name: str, value: float, unit: str = "") -> float:
         raise TypeError(f"value of {name!r} must be a number, got {type(value).__name__}") from None
     if not math.isfinite(number):
         raise ValueError(f"value of {name!r} must be finite, got {number}")
-    text = f"{name} = {_format(number, unit)}"
+    text = f"{name} = {format_value(number, unit)}"
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -83,8 +85,3 @@ def figures_in(nb) -> list[dict]:
             if payload is not None:
                 found.append({**payload, "cell": index + 1})
     return found
-
-
-def format_value(value: float, unit: str) -> str:
-    """A figure as the report writes it: 4 decimals for scores, thousands separators for large counts."""
-    return _format(float(value), unit)

@@ -57,13 +57,14 @@ def _error_of(nb, index: int | None, err: BaseException) -> dict:
     """Where and why a notebook failed: the cell's number (1-based, markdown cells counted), grade id, first line
     and the error."""
     cell = nb.cells[index] if index is not None and 0 <= index < len(nb.cells) else None
-    ename, evalue = type(err).__name__, str(err).strip().splitlines()[-1:] or [""]
+    lines = str(err).strip().splitlines()
+    ename, evalue = type(err).__name__, lines[-1] if lines else ""
     if cell is not None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                ename, evalue = out.get("ename", ename), [out.get("evalue", "")]
+                ename, evalue = out.get("ename", ename), out.get("evalue", "")
     return {"cell": None if index is None else index + 1, "grade_id": (cell.metadata.get("nbgrader", {}).get("grade_id") if cell else None),
-            "first_line": _first_line(cell.source) if cell else "", "ename": ename, "evalue": evalue[0][:300]}
+            "first_line": _first_line(cell.source) if cell else "", "ename": ename, "evalue": evalue[:300]}
 
 
 def _save_plots(nb, stem: str, folder: Path) -> list[str]:
@@ -85,7 +86,6 @@ def run_notebook(nb, stem: str, out: Path, cell_timeout: int, log=print) -> Note
     """Execute one notebook in ``out`` (its working folder); save the executed copy and its plots."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellControlSignal
 
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     state = {"index": None, "start": 0.0}
@@ -105,7 +105,7 @@ def run_notebook(nb, stem: str, out: Path, cell_timeout: int, log=print) -> Note
     error = None
     try:
         client.execute()
-    except (Exception, CellControlSignal) as err:  # CellExecutionError, CellTimeoutError, DeadKernelError, ...
+    except Exception as err:  # CellExecutionError, CellTimeoutError, DeadKernelError, ...
         error = _error_of(nb, state["index"], err)
     seconds = time.perf_counter() - start
     nbformat.write(nb, out / f"{stem}.ipynb")
@@ -218,7 +218,7 @@ def run(stems_: list[str], out: Path = DEFAULT_OUT, small: bool | None = None, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_lib.notebooks import SOLUTIONS
+    from course_lib.notebooks import SOLUTIONS, stems
 
     parser = argparse.ArgumentParser(prog="python -m course_lib.workbook", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or stems (default: all)")
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=Path, default=SOLUTIONS,
                         help="folder of NN_topic.py notebook sources (default: solutions/)")
     args = parser.parse_args(argv)
-    all_stems = sorted(p.stem for p in args.sources.glob("[0-9][0-9]_*.py"))
+    all_stems = stems(args.sources)
     if not all_stems:
         parser.error(f"no NN_topic.py notebook sources in {args.sources}")
     chosen = all_stems

@@ -181,11 +181,13 @@ bm25_bytes = float(bm25.nnz_per_doc().mean() * 8)
 rows.append(measure("BM25", "sparse", bm25_bytes, lambda: search.topk_scores(bm25.score(query_texts), K)))
 
 
+row_of = {d: r for r, d in enumerate(doc_ids)}
+
+
 def rrf_search():
     runs = [search.run_from_topk(*search.topk_scores(bm25.score(query_texts), 100), query_ids, doc_ids),
             search.run_from_topk(*dense_index.search(bq, 100), query_ids, doc_ids)]
     fused = hybrid.rrf(runs, k=60)
-    row_of = {d: r for r, d in enumerate(doc_ids)}
     top = [sorted(fused[qid].items(), key=lambda x: -x[1])[:K] for qid in query_ids]
     return (np.array([[s for _, s in t] for t in top], np.float32),
             np.array([[row_of[d] for d, _ in t] for t in top], np.int64))
