@@ -38,7 +38,7 @@ $(STAMP):
 	touch $@
 
 data: $(STAMP)
-	$(BIN)/python -m course_lib.data fetch --mirror "$(DATA_MIRROR)"
+	$(BIN)/python -m course_lib.fetch --mirror "$(DATA_MIRROR)"
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
@@ -46,7 +46,7 @@ lab: setup
 test: setup peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# PyLate for tests/test_late_interaction.py and benchmarks/bench_maxsim.py; never imported in .venv.
+# PyLate for tests/test_maxsim.py and benchmarks/bench_maxsim.py; never imported in .venv.
 # pylate goes in with --no-deps: its fast-plaid dependency pins a CUDA build of an older torch, and only
 # pylate.scores is used (requirements in benchmarks/peers/requirements.txt).
 peers: $(PEERS_STAMP)
@@ -62,19 +62,19 @@ $(PEERS_STAMP):
 
 .PHONY: notebooks grade check workbook
 notebooks: $(STAMP)
-	$(BIN)/python -m course_lib.notebooks build
+	$(BIN)/python -m course_lib.tools.notebooks build
 
 # make grade SUBMISSIONS=path/to/folder   (one subfolder per student) -> build/grades.csv
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder with one subfolder per student>"; exit 2; }
-	$(BIN)/python -m course_lib.grading grade "$(SUBMISSIONS)"
+	$(BIN)/python -m course_lib.tools.grading grade "$(SUBMISSIONS)"
 
 # make check NB=01   grades a copy of your notebooks/01_*.ipynb and prints the points per exercise
 check: setup
 	@test -n "$(NB)" || { echo "usage: make check NB=01"; exit 2; }
-	$(BIN)/python -m course_lib.grading check "$(NB)"
+	$(BIN)/python -m course_lib.tools.grading check "$(NB)"
 
 # Every solution notebook, headless and in order: executed copies, plots and build/REPORT.md under build/.
 # Full mode unless COURSE_SMALL=1; WORKBOOK_ARGS='--only 05 07' runs some. Exits non-zero if a notebook fails.
 workbook: setup
-	$(BIN)/python -m course_lib.workbook $(WORKBOOK_ARGS)
+	$(BIN)/python -m course_lib.tools.workbook $(WORKBOOK_ARGS)

@@ -73,10 +73,10 @@ def main() -> None:
     methods = {
         "exact 384 fp32, course_lib topk": (x.nbytes, lambda v: topk(v, x, args.k)),
         "exact 384 fp32, faiss IndexFlatIP": (x.nbytes, lambda v: flat.search(v, args.k)),
-        "64 fp32 -> rerank 384": (index64.nbytes, lambda v: M.funnel_search(v, x, args.k, 64, args.shortlist,
-                                                                            index=index64)),
-        "64 binary (8 B) -> rerank 384": (codes64.nbytes, lambda v: M.funnel_search(v, x, args.k, 64, args.shortlist,
-                                                                                    binary=True, index=codes64)),
+        "64 fp32 -> rerank 384": (index64.nbytes, lambda v: M.funnel_search(v, x, args.k, shortlist_dim=64,
+                                                                            shortlist=args.shortlist, index=index64)),
+        "64 binary (8 B) -> rerank 384": (codes64.nbytes, lambda v: M.funnel_search(
+            v, x, args.k, shortlist_dim=64, shortlist=args.shortlist, binary=True, index=codes64)),
     }
     times = timed({k: one_at_a_time(fn) for k, (_, fn) in methods.items()}, args.repeat)
     base = args.queries / times["exact 384 fp32, course_lib topk"]

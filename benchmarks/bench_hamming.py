@@ -3,7 +3,7 @@
     python benchmarks/bench_hamming.py [--n 1000000] [--repeat 5]
 
 One run, one process. 1,000,000 random codes of 1024 bits and of 384 bits; nq = 1 and nq = 100; k = 10.
-For each: queries per second of ``course_lib.search.hamming_topk`` and of faiss ``IndexBinaryFlat`` on the
+For each: queries per second of ``course_lib.binary.hamming_topk`` and of faiss ``IndexBinaryFlat`` on the
 same codes (the two take turns, ``--repeat`` rounds of 20 calls at nq = 1; median per call), their ratio, and the GB/s of codes scanned
 (N x bytes x nq per second) against the memory read bandwidth measured here: on a 1 GiB buffer (the STREAM
 rule: far larger than the 32 MiB L3, so it is DRAM bandwidth), and on the code array itself for reference. Then, for the
@@ -20,7 +20,8 @@ import numba
 import numpy as np
 from _measure import read_bandwidth_fns, timed
 
-from course_lib.search import faiss_binary_index, hamming_topk, topk
+from course_lib.binary import faiss_binary_index, hamming_topk
+from course_lib.search import topk
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from _measure import timed
 
-from course_lib.late_interaction import maxsim, maxsim_loop
+from course_lib.maxsim import maxsim, maxsim_loop
 from course_lib.paths import REPO_ROOT
 
 PEER_PYTHON = REPO_ROOT / ".venv-peers" / "bin" / "python"

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import course_lib
 from course_lib import finetune as F
-from course_lib.compression import Retrieval, compression_check, markdown_table
+from course_lib.compression import Retrieval, markdown_table
+from course_lib.finetune import compression_check
 from course_lib.data import load_beir, load_sts
 from course_lib.eval import unseen_document_qrels
 from course_lib.matryoshka import sts_by_dim

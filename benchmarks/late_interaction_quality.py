@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import course_lib
-from course_lib import late_interaction as li
-from course_lib import metrics, quantization, search
+from course_lib import binary, colbert, maxsim, metrics, quantization, search
 from course_lib.compression import markdown_table
 from course_lib.data import load_beir
 from course_lib.embed import encode_corpus, encode_queries
@@ -42,27 +41,27 @@ def main() -> None:
     def ndcg(s, i):
         return round(metrics.evaluate(search.run_from_topk(s, i, query_ids, doc_ids), test.qrels)["ndcg@10"], 4)
 
-    doc_tok, doc_mask = li.token_embeddings(model, test.corpus, is_query=False)
-    q_tok, q_mask = li.token_embeddings(model, test.queries, is_query=True)
+    doc_tok, doc_mask = colbert.token_embeddings(model, test.corpus, is_query=False)
+    q_tok, q_mask = colbert.token_embeddings(model, test.queries, is_query=True)
     tokens_per_doc = float(doc_mask.sum(1).mean())
     dq, dd = encode_queries(model, test.queries), encode_corpus(model, test.corpus)
     dense_s, dense_i = search.topk(dq, dd, 100)
     rows = [{"model": "dense all-MiniLM-L6-v2 (base)", "nDCG@10": ndcg(dense_s, dense_i), "bytes/doc": 384 * 4}]
-    zq, zd = li.project(q_tok, q_mask), li.project(doc_tok, doc_mask)
+    zq, zd = colbert.project(q_tok, q_mask), colbert.project(doc_tok, doc_mask)
     rows.append({"model": "MaxSim, zero-shot MiniLM tokens (384 dims, fp16)",
-                 "nDCG@10": ndcg(*li.rank_maxsim(zq, q_mask, zd, doc_mask)), "bytes/doc": round(tokens_per_doc * 384 * 2)})
+                 "nDCG@10": ndcg(*maxsim.rank_maxsim(zq, q_mask, zd, doc_mask)), "bytes/doc": round(tokens_per_doc * 384 * 2)})
     del zq, zd
-    colbert = li.colbert_projection(model, train, (doc_tok, doc_mask), doc_ids, epochs=args.epochs, retrain=args.retrain)
-    w = colbert["weight"]
-    cq, cd = li.project(q_tok, q_mask, w), li.project(doc_tok, doc_mask, w)
-    rows.append({"model": f"MaxSim, trained 384->128 projection (fp16; {colbert['epochs']} epochs, "
-                          f"{colbert['seconds']} s on {cfg.device})",
-                 "nDCG@10": ndcg(*li.rank_maxsim(cq, q_mask, cd, doc_mask)), "bytes/doc": round(tokens_per_doc * 128 * 2)})
+    proj = colbert.colbert_projection(model, train, test, (doc_tok, doc_mask), doc_ids, epochs=args.epochs, retrain=args.retrain)
+    w = proj["weight"]
+    cq, cd = colbert.project(q_tok, q_mask, w), colbert.project(doc_tok, doc_mask, w)
+    rows.append({"model": f"MaxSim, trained 384->128 projection (fp16; {proj['epochs']} epochs, "
+                          f"{proj['seconds']} s on {cfg.device})",
+                 "nDCG@10": ndcg(*maxsim.rank_maxsim(cq, q_mask, cd, doc_mask)), "bytes/doc": round(tokens_per_doc * 128 * 2)})
     # Train and test claims can cite the same abstracts. Score the test queries none of whose relevant
     # documents is a training positive on their own: a gain there is not a memorized document prior.
     unseen = unseen_document_qrels(test.qrels, train.qrels)
     subset = []
-    for name, (s, i) in [("dense (base)", (dense_s, dense_i)), ("MaxSim, trained projection", li.rank_maxsim(cq, q_mask, cd, doc_mask))]:
+    for name, (s, i) in [("dense (base)", (dense_s, dense_i)), ("MaxSim, trained projection", maxsim.rank_maxsim(cq, q_mask, cd, doc_mask))]:
         run = search.run_from_topk(s, i, query_ids, doc_ids)
         subset.append({"model": name, "all test queries": ndcg(s, i),
                        f"{len(unseen)} queries with no relevant doc among train positives":
@@ -81,22 +80,22 @@ def main() -> None:
              quantization.unpack_binary(quantization.quantize_binary(flat), 128, signed=True) / np.sqrt(128), 1 / 8)]:
         docs = np.zeros(cd.shape, np.float16)
         docs[doc_mask] = recon
-        storage.append({"token vectors": name, "nDCG@10": ndcg(*li.rank_maxsim(cq, q_mask, docs, doc_mask)),
+        storage.append({"token vectors": name, "nDCG@10": ndcg(*maxsim.rank_maxsim(cq, q_mask, docs, doc_mask)),
                         "bytes/doc": round(tokens_per_doc * 128 * per_value)})
     print(markdown_table(storage), "\n")
 
     codes = quantization.quantize_binary(dd)
-    _, bin_i = search.hamming_topk(quantization.quantize_binary(dq), codes, 100)
+    _, bin_i = binary.hamming_topk(quantization.quantize_binary(dq), codes, 100)
     stages = []
     for first, cand in [("dense fp32", dense_i), ("binary Hamming", bin_i)]:
         for depth in (20, 50, 100):
             t0 = time.perf_counter()
-            s, i = li.rank_maxsim(cq, q_mask, cd, doc_mask, k=10, candidates=cand[:, :depth])
+            s, i = maxsim.rank_maxsim(cq, q_mask, cd, doc_mask, k=10, candidates=cand[:, :depth])
             ms = 1e3 * (time.perf_counter() - t0) / len(query_ids)
             stages.append({"first stage": first, "candidates": depth, "nDCG@10": ndcg(s, i),
                            "rerank ms/query": round(ms, 2)})
     t0 = time.perf_counter()
-    li.rank_maxsim(cq, q_mask, cd, doc_mask, k=10)
+    maxsim.rank_maxsim(cq, q_mask, cd, doc_mask, k=10)
     stages.append({"first stage": "none (MaxSim over the corpus)", "candidates": len(doc_ids),
                    "nDCG@10": rows[-1]["nDCG@10"], "rerank ms/query": round(1e3 * (time.perf_counter() - t0) / len(query_ids), 2)})
     print(markdown_table(stages))

@@ -32,7 +32,8 @@ from course_lib.data import load_beir, load_sts
 from course_lib.eval import unseen_document_qrels
 from course_lib.metrics import evaluate
 from course_lib.models import load_model
-from course_lib.search import hamming_topk, run_from_topk, topk
+from course_lib.binary import hamming_topk
+from course_lib.search import run_from_topk, topk
 
 
 def funnel_rows(task: Retrieval, model_name: str) -> list[dict]:
@@ -48,7 +49,7 @@ def funnel_rows(task: Retrieval, model_name: str) -> list[dict]:
     for dim, binary in [(64, False), (64, True), (128, True), (384, True)]:
         kind = f"{dim} dims {'binary' if binary else 'fp32'}"
         stage1 = dim // 8 if binary else dim * 4
-        index = M.funnel_index(c, dim, binary)  # built once, shared by the rows below
+        index = M.funnel_index(c, dim, binary=binary)  # built once, shared by the rows below
         if binary:
             s, i = hamming_topk(quantize_binary(np.ascontiguousarray(q[:, :dim])), index, 10)
             rows.append({"model": model_name, "method": f"{kind}, Hamming only", "bytes/doc (stage 1)": stage1,
@@ -58,7 +59,7 @@ def funnel_rows(task: Retrieval, model_name: str) -> list[dict]:
             rows.append({"model": model_name, "method": f"{kind} alone", "bytes/doc (stage 1)": stage1,
                          "nDCG@10": ndcg(s, i)})
         for shortlist in (40, 100):
-            s, i = M.funnel_search(q, c, 10, dim, shortlist=shortlist, binary=binary, index=index)
+            s, i = M.funnel_search(q, c, 10, shortlist_dim=dim, shortlist=shortlist, binary=binary, index=index)
             rows.append({"model": model_name, "method": f"{kind} -> rerank top {shortlist} with 384 fp32",
                          "bytes/doc (stage 1)": stage1, "nDCG@10": ndcg(s, i)})
     for row in rows:

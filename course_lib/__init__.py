@@ -7,8 +7,24 @@ Each module teaches one concept and is imported explicitly::
 
     cfg = course_lib.setup(seed=0)
 
-Heavy dependencies (torch, sentence-transformers, faiss) are imported lazily inside the functions
-that need them, so ``import course_lib`` stays fast.
+The layers, each importing only from the layers above it::
+
+    data and models      paths, config, data (loading), fetch (downloading), models
+           |
+    encoding and cache   cache (the one on-disk cache), embed (dense vectors), colbert.token_embeddings
+           |
+    kernels              search (exact top-k), binary (Hamming, rescoring), quantization, maxsim, sparse (BM25),
+           |             hybrid, metrics
+           |
+    studies, training    compression, matryoshka (notebook 05), finetune (06), colbert (04), frontier (07), eval,
+                         training (the one trainer call and leakage guard they all use), train (command line)
+    ---------------------------------------------------------------------------------------------------------------
+    tools                course_lib.tools: notebook build, nbgrader grading, the workbook runner, the figure report.
+                         It imports the teaching modules above; they never import it.
+
+No teaching module imports a later notebook's module (``matryoshka`` and ``finetune`` share ``training``).
+Heavy dependencies (torch, sentence-transformers, faiss) are imported lazily inside the functions that need
+them, so ``import course_lib`` stays fast.
 """
 
 from course_lib.config import Config, setup

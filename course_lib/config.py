@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib.paths import cache_dir, small_mode
+from course_lib.cache import cache_dir
+from course_lib.paths import small_mode
 
 
 @dataclass(frozen=True)

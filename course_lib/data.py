@@ -6,9 +6,8 @@ is loaded, so a truncated or edited file is reported, never silently used.
 Where the files are looked up, in order:
 
 1. ``$COURSE_DATA_DIR/<name>``
-2. ``<repo>/data/<name>``, filled by ``make data`` (``python -m course_lib.data fetch``) from a
-   mirror folder (``--mirror``, default ``../shared/data``) or, where there is none, from the
-   upstream archive (BEIR's ``scifact.zip``, the original STS-B tarball).
+2. ``<repo>/data/<name>``, filled by ``make data`` (``python -m course_lib.fetch``, see
+   :mod:`course_lib.fetch`) from a mirror folder or the upstream archive.
 
 Licenses: SciFact is CC BY-NC 2.0 (non-commercial use only); STS-B scores are CC BY-SA 4.0 and its
 sentences keep their sources' licenses. See ``data/README.md``.
@@ -16,17 +15,10 @@ sentences keep their sources' licenses. See ``data/README.md``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import random
-import shutil
-import sys
-import tarfile
-import tempfile
-import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -93,7 +85,7 @@ def verify(name: str, root: Path) -> None:
         if not path.is_file():
             raise DataMissingError(
                 f"{name}: data file {path} is missing. Fix: run `{FIX_COMMAND}` "
-                f"(or `python -m course_lib.data fetch {name}`) from the course folder."
+                f"(or `python -m course_lib.fetch {name}`) from the course folder."
             )
         got = sha256_file(path)
         if got != want["sha256"]:
@@ -102,7 +94,7 @@ def verify(name: str, root: Path) -> None:
             raise DataChecksumError(
                 f"{name}: data file {path} is {kind} or corrupt: expected sha256 {want['sha256']} "
                 f"({want['size']} bytes), got sha256 {got} ({size} bytes). Fix: run `{FIX_COMMAND}` "
-                f"(or `python -m course_lib.data fetch {name}`), which replaces it with a verified copy."
+                f"(or `python -m course_lib.fetch {name}`), which replaces it with a verified copy."
             )
 
 
@@ -120,151 +112,8 @@ def locate(name: str) -> Path:
             return root
     raise DataMissingError(
         f"{name}: no data folder found (looked in {', '.join(str(c) for c in candidates)}). "
-        f"Fix: run `{FIX_COMMAND}` (or `python -m course_lib.data fetch {name}`) from the course folder."
+        f"Fix: run `{FIX_COMMAND}` (or `python -m course_lib.fetch {name}`) from the course folder."
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Fetching: mirror folder or upstream archive, always verified before it is moved into place.
-# --------------------------------------------------------------------------------------------
-
-
-def _normalize_line_endings(root: Path, rels: list[str]) -> None:
-    for rel in rels:
-        path = root / rel
-        if path.is_file():
-            raw = path.read_bytes()
-            if b"\r\n" in raw:
-                path.write_bytes(raw.replace(b"\r\n", b"\n"))
-
-
-def _install(name: str, staged: Path, dest: Path) -> None:
-    """Verify ``staged`` and swap it in for ``dest`` (never leaves a half-written ``dest``)."""
-    verify(name, staged)
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(staged, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _copy_from_mirror(name: str, mirror: Path, dest: Path) -> None:
-    spec = _spec(name)
-    src = mirror / name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=dest.parent))
-    try:
-        for rel in spec["files"]:
-            if not (src / rel).is_file():
-                raise DataMissingError(f"{name}: the mirror {src} lacks {rel}; fix the mirror or fetch without it.")
-            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / rel, staged / rel)
-        _normalize_line_endings(staged, spec.get("crlf_to_lf", []))
-        try:
-            _install(name, staged, dest)
-        except DataChecksumError as err:
-            raise DataChecksumError(f"the mirror {src} holds a bad copy. {err}") from None
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-
-
-def _download(url: str, target: Path, timeout: float = 60.0) -> None:
-    """Download ``url`` to ``target`` with a progress bar; reject a short (interrupted) body."""
-    from tqdm.auto import tqdm
-
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked by caller)
-        total = resp.headers.get("Content-Length")
-        total = int(total) if total is not None else None
-        received = 0
-        with open(target, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                              desc=f"download {url.rsplit('/', 1)[-1]}") as bar:
-            while True:
-                try:
-                    block = resp.read(1 << 16)
-                except Exception as err:  # http.client.IncompleteRead and connection resets
-                    raise DataError(f"download of {url} was interrupted after {received} bytes: {err}") from err
-                if not block:
-                    break
-                out.write(block)
-                received += len(block)
-                bar.update(len(block))
-    if total is not None and received != total:
-        raise DataError(f"download of {url} was interrupted: got {received} of {total} bytes")
-
-
-def _extract(archive: Path, into: Path) -> None:
-    """Extract a .zip or .tar(.gz) archive, refusing members that would land outside ``into``."""
-    into = into.resolve()
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                if not (into / member).resolve().is_relative_to(into):
-                    raise DataError(f"archive {archive.name} has an unsafe member path {member!r}")
-            zf.extractall(into)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            tf.extractall(into, filter="data")
-    else:
-        raise DataError(f"downloaded file {archive.name} is neither a zip nor a tar archive (corrupt download?)")
-
-
-def _fetch_from_url(name: str, url: str, dest: Path) -> None:
-    spec = _spec(name)
-    if not url.startswith(("http://", "https://", "file://")):
-        raise ValueError(f"url must be http(s):// or file://, got {url!r}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}.download-", dir=dest.parent))
-    try:
-        archive = work / "archive"
-        _download(url, archive)
-        try:
-            _extract(archive, work / "x")
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-            raise DataError(f"archive from {url} is corrupt: {err}") from err
-        root = work / "x" / spec["archive_root"]
-        if not root.is_dir():
-            raise DataError(f"archive from {url} has no folder {spec['archive_root']!r}")
-        staged = work / name
-        staged.mkdir()
-        for rel in spec["files"]:
-            if (root / rel).is_file():
-                (staged / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(root / rel, staged / rel)
-        _normalize_line_endings(staged, spec.get("crlf_to_lf", []))
-        try:
-            _install(name, staged, dest)
-        except DataError as err:
-            raise type(err)(f"the archive from {url} did not verify. {err}") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def fetch(name: str, mirror: str | Path | None = None, url: str | None = None,
-          dest_root: Path | None = None) -> Path:
-    """Make ``<dest_root>/<name>`` hold a verified copy of data set ``name`` and return its path.
-
-    An existing copy that verifies is kept as it is. Otherwise the files come from ``mirror/<name>``
-    if that folder exists, else from ``url`` (default: the upstream archive in the manifest).
-    Nothing is moved into place before every file has matched its sha256; a failed or interrupted
-    fetch leaves no half-written data set behind.
-    """
-    spec = _spec(name)
-    dest = (dest_root or DATA_ROOT) / name
-    if dest.is_dir():
-        try:
-            verify(name, dest)
-            return dest
-        except DataError as err:
-            print(f"{name}: existing copy does not verify, replacing it ({err})", file=sys.stderr)
-    if mirror is not None and (Path(mirror) / name).is_dir():
-        _copy_from_mirror(name, Path(mirror), dest)
-        print(f"{name}: copied from mirror {Path(mirror) / name} and verified")
-    else:
-        _fetch_from_url(name, url or spec["url"], dest)
-        print(f"{name}: downloaded from {url or spec['url']} and verified")
-    return dest
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,35 +267,3 @@ def load_sts(split: StsSplit = "test") -> StsData:
             s1.append(parts[5])
             s2.append(parts[6])
     return StsData(split=split, sentence1=s1, sentence2=s2, score=scores)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_fetch = sub.add_parser("fetch", help="fetch and verify data sets into data/<name>")
-    p_fetch.add_argument("names", nargs="*", help="data sets (default: all in the manifest)")
-    p_fetch.add_argument("--mirror", default=None, help="folder holding <name>/ copies (e.g. ../shared/data)")
-    p_fetch.add_argument("--url", default=None, help="override the archive URL (one data set only)")
-    p_fetch.add_argument("--dest", default=None, type=Path, help="folder to fill (default: the course's data/)")
-    p_verify = sub.add_parser("verify", help="verify the data sets the course would load")
-    p_verify.add_argument("names", nargs="*")
-    args = parser.parse_args(argv)
-    names = args.names or list(load_manifest())
-    try:
-        if args.cmd == "fetch":
-            if args.url and len(names) != 1:
-                parser.error("--url needs exactly one data set name")
-            for name in names:
-                path = fetch(name, mirror=args.mirror, url=args.url, dest_root=args.dest)
-                print(f"{name}: ok ({path})")
-        else:
-            for name in names:
-                print(f"{name}: ok ({locate(name)})")
-    except (DataError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,56 +1,34 @@
 """Encode corpora and queries once, cache the embeddings on disk, load them in well under a second.
 
-The cache key is a fingerprint of
+The cache key (:mod:`course_lib.cache`) is a fingerprint of
 
 - the model weights (every tensor of its ``state_dict``: names, dtypes, shapes, bytes),
 - the texts themselves (ids and the exact strings the model reads), and
 - the settings that change the output: max sequence length, text fields, prompt, normalization.
 
 So a fine-tuned model, an edited document or a different max length never reads a stale cache.
-Files are written to a temporary name and renamed into place, so a run killed mid-write leaves no
-corrupt cache; a cache file that fails to load is recomputed.
+Entries are written atomically, and one that fails to load is recomputed (see :mod:`course_lib.cache`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
+import contextlib
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from course_lib.cache import (CacheEntryError, cache_dir, cache_key, load_array, load_json, load_or_compute,
+                              model_fingerprint, save_array, save_json, texts_fingerprint)
 from course_lib.data import document_text
-from course_lib.paths import cache_dir
 
 
-def model_fingerprint(model) -> str:
-    """sha256 over every tensor of ``model.state_dict()`` (name, dtype, shape, bytes) and its module list."""
-    import torch
+def as_texts(items, fields: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``(ids, strings)`` of a dict (id -> text or BEIR document) or a list of texts (ids "0", "1", ...).
 
-    digest = hashlib.sha256()
-    digest.update(repr([type(m).__name__ for m in model]).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        digest.update(name.encode())
-        digest.update(str(t.dtype).encode())
-        digest.update(str(tuple(t.shape)).encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def texts_fingerprint(ids: list[str], texts: list[str]) -> str:
-    """sha256 over the (id, text) pairs, in order."""
-    digest = hashlib.sha256()
-    for i, t in zip(ids, texts):
-        digest.update(i.encode("utf-8") + b"\x00" + t.encode("utf-8") + b"\x01")
-    return digest.hexdigest()
-
-
-def _as_texts(items, fields: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    >>> as_texts({"d1": {"title": "T", "text": "body"}}, ("title", "text"))
+    (['d1'], ['T body'])
+    """
     if isinstance(items, dict):
         ids = [str(k) for k in items]
         values = list(items.values())
@@ -72,24 +50,11 @@ def _as_texts(items, fields: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return ids, texts
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _cache_path(model, ids, strings, kind, fields, prompt, extra: dict | None = None) -> tuple[dict, Path]:
+def encoding_entry(model, ids, strings, kind, fields, prompt, extra: dict | None = None) -> tuple[dict, Path]:
     """The settings that change an encoding, and the cache file keyed on them, the weights and the texts."""
     settings = {"kind": kind, "max_seq_length": int(model.max_seq_length), "fields": list(fields),
                 "prompt": prompt, "normalize": True, "dtype": "float32", **(extra or {})}
-    key = hashlib.sha256(json.dumps(
-        [model_fingerprint(model), texts_fingerprint(ids, strings), settings], sort_keys=True).encode()
-    ).hexdigest()[:24]
+    key = cache_key([model_fingerprint(model), texts_fingerprint(ids, strings), settings])
     return settings, cache_dir() / "embeddings" / f"{kind}-{key}.npy"
 
 
@@ -98,45 +63,61 @@ def default_batch_size(model, cpu: int = 64, accelerator: int = 256) -> int:
     return cpu if getattr(model, "device", None) is None or model.device.type == "cpu" else accelerator
 
 
+@contextlib.contextmanager
+def max_seq_length(model, length: int | None):
+    """Within the block, ``model.max_seq_length`` is ``length`` (None: unchanged); the caller's value comes back after."""
+    if length is None:
+        yield model
+        return
+    if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+        raise ValueError(f"max_length must be a positive int or None, got {length!r}")
+    before = model.max_seq_length
+    model.max_seq_length = length
+    try:
+        yield model
+    finally:
+        model.max_seq_length = before
+
+
 def _encode(model, texts, kind, *, batch_size, max_length, fields, prompt, cache, show_progress):
     if batch_size is None:
         batch_size = default_batch_size(model)
-    if max_length is not None:
-        if not isinstance(max_length, int) or max_length <= 0:
-            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
-        model.max_seq_length = max_length
-    ids, strings = _as_texts(texts, fields)
-    settings, path = _cache_path(model, ids, strings, kind, fields, prompt)
-    folder, meta_path = path.parent, path.with_suffix(".json")
-    if cache and path.is_file():
-        try:
-            emb = np.load(path, allow_pickle=False)
-            if emb.shape[0] == len(strings) and emb.dtype == np.float32 and np.isfinite(emb).all():
-                return emb
-            warnings.warn(f"embedding cache {path} has the wrong shape or values; recomputing", stacklevel=3)
-        except (ValueError, OSError, EOFError) as err:
-            warnings.warn(f"embedding cache {path} is unreadable ({err}); recomputing", stacklevel=3)
-    start = time.perf_counter()
-    emb = model.encode(strings, batch_size=batch_size, show_progress_bar=show_progress,
-                       convert_to_numpy=True, normalize_embeddings=True, prompt=prompt)
-    seconds = time.perf_counter() - start
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    if cache:
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {**settings, "n": len(strings), "dim": int(emb.shape[1]), "encode_seconds": round(seconds, 3),
-                "device": str(model.device), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
-        _atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), emb, allow_pickle=False))
+    ids, strings = as_texts(texts, fields)
+    with max_seq_length(model, max_length):
+        settings, path = encoding_entry(model, ids, strings, kind, fields, prompt)
+
+        def load():
+            emb = load_array(path)
+            if emb.shape[0] != len(strings) or emb.dtype != np.float32 or not np.isfinite(emb).all():
+                raise CacheEntryError(f"wrong shape or values: {emb.dtype} {emb.shape} for {len(strings)} texts")
+            return emb, None
+
+        def compute():
+            start = time.perf_counter()
+            emb = model.encode(strings, batch_size=batch_size, show_progress_bar=show_progress,
+                               convert_to_numpy=True, normalize_embeddings=True, prompt=prompt)
+            emb = np.ascontiguousarray(emb, dtype=np.float32)
+            meta = {**settings, "n": len(strings), "dim": int(emb.shape[1]),
+                    "encode_seconds": round(time.perf_counter() - start, 3), "device": str(model.device),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            return emb, meta
+
+        def save(value, staged):
+            save_json(staged[0], value[1])
+            save_array(staged[1], value[0])
+
+        (emb, _), _ = load_or_compute([path.with_suffix(".json"), path], load=load, compute=compute, save=save,
+                                      enabled=cache, what="embedding cache")
     return emb
 
 
 def cache_info(model, texts, kind: str = "corpus", fields: tuple[str, ...] = ("title", "text"),
                prompt: str | None = None) -> dict | None:
     """The metadata stored beside a cached encoding (encode time, device, date), or None if not cached."""
-    ids, strings = _as_texts(texts, fields)
-    _, path = _cache_path(model, ids, strings, kind, fields, prompt)
+    ids, strings = as_texts(texts, fields)
+    _, path = encoding_entry(model, ids, strings, kind, fields, prompt)
     meta = path.with_suffix(".json")
-    return json.loads(meta.read_text()) if meta.is_file() else None
+    return load_json(meta) if meta.is_file() and path.is_file() else None
 
 
 def encode_corpus(model, corpus, *, batch_size: int | None = None, max_length: int | None = None,
@@ -152,7 +133,8 @@ def encode_corpus(model, corpus, *, batch_size: int | None = None, max_length: i
     batch_size : int or None
         None: 64 on a CPU, 256 on a GPU (:func:`default_batch_size`); the embeddings do not depend on it.
     max_length : int or None
-        Word pieces per text (``model.max_seq_length``, 256 for MiniLM); longer texts are truncated.
+        Word pieces per text for this call; longer texts are truncated. None keeps ``model.max_seq_length``
+        (256 for MiniLM); the model's own setting is unchanged after the call.
     fields : tuple of str
         Document fields joined by one space.
     cache : bool

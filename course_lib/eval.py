@@ -51,8 +51,10 @@ def paired_comparison(before: dict[str, float], after: dict[str, float], tol: fl
 
 
 def evaluate_dense(model, ds: BeirDataset, k: int = 100, k_values=(1, 3, 5, 10, 100),
-                   batch_size: int = 64, show_progress: bool = True) -> dict:
+                   batch_size: int | None = None, show_progress: bool = True) -> dict:
     """Encode ``ds`` (cached), search exactly by cosine, and score the run with course_lib metrics.
+
+    ``batch_size`` None lets the encoder choose for the model's device (64 on a CPU, 256 on a GPU).
 
     Returns
     -------
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--small", action="store_true", help="small mode: the 1,500-document sub-corpus")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="encoding batch (default: 64 on a CPU, 256 on a GPU)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 

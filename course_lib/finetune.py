@@ -2,20 +2,21 @@
 
 The workflow (notebook 06):
 
-1. **data**: (query, relevant document) pairs from SciFact's *train* qrels only (:func:`train_examples`);
-2. **leakage guard**: :func:`check_no_leakage` refuses training data that holds a test query's id or text;
+1. **data**: (query, relevant document) pairs from SciFact's *train* qrels only
+   (:func:`course_lib.training.train_examples`);
+2. **leakage guard**: :func:`course_lib.training.check_no_leakage` refuses training data that holds a test
+   query's id or text;
 3. **baseline**: the base model's nDCG@10 on test;
 4. **mining**: the base model ranks the corpus for each train query; the hardest non-positive documents become
    negatives, minus those too close to the positive to trust (likely unlabeled positives, "false negatives"):
    :func:`mine_hard_negatives`, equal to sentence-transformers' ``mine_hard_negatives`` on the same inputs;
 5. **training**: ``MultipleNegativesRankingLoss`` (or ``CachedMultipleNegativesRankingLoss`` for a large effective
-   batch in little memory) through ``SentenceTransformerTrainer`` (:func:`fit`);
+   batch in little memory) through ``SentenceTransformerTrainer`` (:func:`course_lib.training.fit`);
 6. **evaluation** before and after, and a compression check of the tuned model.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -24,80 +25,6 @@ import numpy as np
 
 NegativeMode = Literal["none", "mined", "filtered"]
 LossName = Literal["mnrl", "cached_mnrl"]
-
-
-class LeakageError(ValueError):
-    """Training data contains test queries (by id or by text)."""
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training pair: a train query and one of its relevant documents."""
-
-    query_id: str
-    query: str
-    doc_id: str
-    document: str
-
-
-def train_examples(train_ds, test_ds=None) -> list[Example]:
-    """Every (query, relevant document) pair of a BEIR *train* split, in qrels order.
-
-    With ``test_ds``, train queries whose text duplicates a test query (:func:`duplicate_queries`) are left
-    out: SciFact has two such claims. Raises ``ValueError`` for any split but train.
-    """
-    from course_lib.data import document_text
-
-    if getattr(train_ds, "split", None) != "train":
-        raise ValueError(f"training pairs must come from the train split, got {getattr(train_ds, 'split', None)!r}")
-    drop = duplicate_queries(train_ds, test_ds) if test_ds is not None else {}
-    return [Example(q, train_ds.queries[q], d, document_text(train_ds.corpus[d]))
-            for q, rel in train_ds.qrels.items() if q not in drop
-            for d, r in rel.items() if r > 0 and d in train_ds.corpus]
-
-
-def duplicate_queries(train_ds, test_ds) -> dict[str, str]:
-    """Train query id -> test query id, for train queries whose text equals a test query's (case and spaces aside).
-
-    >>> from types import SimpleNamespace
-    >>> duplicate_queries(SimpleNamespace(queries={"a": "Obesity  decreases life quality.", "b": "Other."}),
-    ...                   SimpleNamespace(queries={"t": "obesity decreases life quality."}))
-    {'a': 't'}
-    """
-    test_text = {_normalize(t): q for q, t in test_ds.queries.items()}
-    return {q: test_text[_normalize(t)] for q, t in train_ds.queries.items() if _normalize(t) in test_text}
-
-
-def _normalize(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().casefold()
-
-
-def check_no_leakage(train_query_ids: Sequence[str], train_texts: Sequence[str], test_ds) -> dict:
-    """Refuse training data that contains a test query, by id or by text.
-
-    ``train_texts`` are every text that goes into training (queries, positives, negatives). A test query's text
-    is found when a training text equals it, or contains it, after case folding and whitespace collapsing.
-    Returns counts for the record; raises :class:`LeakageError` naming the first leak.
-
-    >>> from types import SimpleNamespace
-    >>> test = SimpleNamespace(queries={"t1": "Aspirin lowers fever."})
-    >>> check_no_leakage(["q1"], ["Vitamin C cures colds."], test)["test_queries"]
-    1
-    >>> check_no_leakage(["q1"], ["aspirin  lowers fever."], test)
-    Traceback (most recent call last):
-    ...
-    course_lib.finetune.LeakageError: 1 test query text(s) found in the training data, e.g. test query 't1': 'Aspirin lowers fever.'
-    """
-    test_ids = set(test_ds.queries)
-    shared_ids = sorted(test_ids & set(map(str, train_query_ids)))
-    if shared_ids:
-        raise LeakageError(f"{len(shared_ids)} test query id(s) are in the training data, e.g. {shared_ids[0]!r}")
-    haystack = "\x00".join(_normalize(t) for t in train_texts)
-    leaked = [(q, t) for q, t in test_ds.queries.items() if _normalize(t) and _normalize(t) in haystack]
-    if leaked:
-        raise LeakageError(f"{len(leaked)} test query text(s) found in the training data, e.g. test query "
-                           f"{leaked[0][0]!r}: {leaked[0][1]!r}")
-    return {"test_queries": len(test_ids), "train_queries": len(set(train_query_ids)), "train_texts": len(train_texts)}
 
 
 def mine_hard_negatives(query_emb: np.ndarray, corpus_emb: np.ndarray, positives: Sequence[Sequence[int]],
@@ -130,6 +57,21 @@ def mine_hard_negatives(query_emb: np.ndarray, corpus_emb: np.ndarray, positives
         int64 (Q, num_negatives) corpus rows, hardest first; -1 where too few candidates survived.
     scores : np.ndarray
         float32 (Q, num_negatives) cosine scores; -inf where the index is -1.
+
+    Examples
+    --------
+    One query [1, 0] and five unit documents with cosines .8 (d0, the labelled positive), 1 (d1), .6 (d2),
+    0 (d3) and -1 (d4). d1 scores above the positive, most likely an unlabelled positive: a margin drops it.
+
+    >>> q = np.array([[1, 0]], np.float32)
+    >>> c = np.array([[.8, .6], [1, 0], [.6, .8], [0, 1], [-1, 0]], np.float32)
+    >>> idx, s = mine_hard_negatives(q, c, [[0]], num_negatives=2)
+    >>> idx.tolist(), [round(float(x), 2) for x in s[0]]
+    ([[1, 2]], [1.0, 0.6])
+    >>> mine_hard_negatives(q, c, [[0]], 2, relative_margin=0.05)[0].tolist()  # keeps cos <= .8 - .8 * .05 = .76
+    [[2, 3]]
+    >>> mine_hard_negatives(q, c, [[0]], 4, relative_margin=0.05)[0].tolist()  # only 3 survive: -1 pads
+    [[2, 3, 4, -1]]
     """
     from course_lib.search import topk
 
@@ -148,7 +90,7 @@ def mine_hard_negatives(query_emb: np.ndarray, corpus_emb: np.ndarray, positives
         raise ValueError(f"cannot mine {num_negatives} negatives from ranks {range_min}..{range_max}")
     depth = min(range_max + max_pos, n)
     scores, idx = topk(query_emb, corpus_emb, depth)  # (Q, depth), best first
-    scores = scores.astype(np.float32, copy=True)
+    scores = scores.astype(np.float32, copy=True)  # (Q, depth), positives and filtered ones set to -inf below
     for r, pos in enumerate(positives):
         scores[r, np.isin(idx[r], pos)] = -np.inf
     pos_score = np.array([min(float(query_emb[r] @ corpus_emb[p]) for p in pos) for r, pos in enumerate(positives)],
@@ -158,48 +100,14 @@ def mine_hard_negatives(query_emb: np.ndarray, corpus_emb: np.ndarray, positives
     if relative_margin is not None:
         scores[scores > (pos_score - np.abs(pos_score) * np.float32(relative_margin))[:, None]] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable")[:, :range_max]  # survivors first, best first
-    keep = order[:, range_min:range_min + num_negatives]
-    out_s = np.take_along_axis(scores, keep, axis=1)
-    out_i = np.where(np.isfinite(out_s), np.take_along_axis(idx, keep, axis=1), -1)
+    keep = order[:, range_min:range_min + num_negatives]  # (Q, <= num_negatives) columns of scores
+    out_s = np.take_along_axis(scores, keep, axis=1)  # (Q, <= num_negatives)
+    out_i = np.where(np.isfinite(out_s), np.take_along_axis(idx, keep, axis=1), -1)  # (Q, <= num_negatives)
     if out_i.shape[1] < num_negatives:  # a tiny corpus: pad
         pad = num_negatives - out_i.shape[1]
         out_i = np.pad(out_i, ((0, 0), (0, pad)), constant_values=-1)
         out_s = np.pad(out_s, ((0, 0), (0, pad)), constant_values=-np.inf)
     return out_i.astype(np.int64), out_s
-
-
-def fit(model, columns: dict[str, list[str]], loss, epochs: float = 1.0, batch_size: int = 32,
-        learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, show_progress: bool = True) -> list[dict]:
-    """Train ``model`` in place on a table of texts with one sentence-transformers loss; return the loss log.
-
-    ``columns`` maps column names to equal-length lists (``anchor``, ``positive``, then any ``negative_*``), the
-    order the contrastive losses read them in. Runs ``SentenceTransformerTrainer`` (so the same call is data
-    parallel under ``torchrun``/``accelerate launch``) with batches free of duplicate texts (a duplicate would
-    be a false in-batch negative), 10% linear warm-up, no checkpoints and no reporting.
-    """
-    import tempfile
-
-    import torch
-    from datasets import Dataset
-    from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
-                                                                          SentenceTransformerTrainingArguments)
-
-    lengths = {k: len(v) for k, v in columns.items()}
-    if not lengths or len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
-        raise ValueError(f"columns must be non-empty lists of equal length, got lengths {lengths}")
-    with tempfile.TemporaryDirectory() as tmp:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=tmp, num_train_epochs=epochs, max_steps=max_steps,
-            per_device_train_batch_size=batch_size, learning_rate=learning_rate,
-            warmup_steps=0.1,  # a float: the warm-up share of all steps
-            batch_sampler=BatchSamplers.NO_DUPLICATES, report_to="none", save_strategy="no",
-            logging_steps=max(1, min(5, max_steps)) if max_steps > 0 else 5, seed=seed,
-            dataloader_pin_memory=torch.cuda.is_available(),  # pinning needs an accelerator; on CPU it only warns
-            disable_tqdm=not show_progress)
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)
-        trainer.train()
-    return [row for row in trainer.state.log_history if "loss" in row]
 
 
 def make_loss(model, name: LossName = "mnrl", mini_batch_size: int = 16):
@@ -244,44 +152,42 @@ def finetune_recipe(cfg, negatives: NegativeMode = "none") -> FinetuneRecipe:
     return FinetuneRecipe(negatives=negatives, seed=cfg.seed)
 
 
-def training_columns(model, train_ds, recipe: FinetuneRecipe, test_ds=None,
+def training_columns(model, train_ds, test_ds, recipe: FinetuneRecipe,
                      show_progress: bool = True) -> tuple[dict[str, list[str]], dict]:
     """The training table for ``recipe``: anchors, positives and (for mined recipes) ``negative_1..n``.
 
-    Negatives are mined with ``model`` over the whole train corpus (embeddings cached on disk). Rows whose
-    query has too few surviving candidates are dropped, as sentence-transformers does. With ``test_ds``, train
-    queries that duplicate a test query are left out and the leakage guard runs on the final table. Returns
-    ``(columns, stats)``.
+    The pairs come through the leakage guard against ``test_ds`` (:func:`course_lib.training.guarded_examples`),
+    and the guard runs again on the final table, negatives included. Negatives are mined with ``model`` over
+    the whole train corpus (embeddings cached on disk). Rows whose query has too few surviving candidates are
+    dropped, as sentence-transformers does. Returns ``(columns, stats)``.
     """
+    from course_lib.data import document_text
     from course_lib.embed import encode_corpus, encode_queries
+    from course_lib.training import check_no_leakage, guarded_examples
 
-    examples = train_examples(train_ds, test_ds)[: recipe.limit]
+    examples, guard = guarded_examples(train_ds, test_ds)
+    examples = examples[: recipe.limit]
     columns = {"anchor": [e.query for e in examples], "positive": [e.document for e in examples]}
-    stats = {"pairs": len(examples)}
-    if test_ds is not None:
-        stats["train_queries_duplicating_test"] = sorted(duplicate_queries(train_ds, test_ds))
+    stats = {"pairs": len(examples), "train_queries_duplicating_test": guard["train_queries_duplicating_test"]}
     if recipe.negatives != "none":
         doc_ids = list(train_ds.corpus)
         row = {d: i for i, d in enumerate(doc_ids)}
         qids = list(dict.fromkeys(e.query_id for e in examples))
         positives = [[row[d] for d, r in train_ds.qrels[q].items() if r > 0 and d in row] for q in qids]
-        q_emb = encode_queries(model, {q: train_ds.queries[q] for q in qids})
-        c_emb = encode_corpus(model, train_ds.corpus, show_progress=show_progress)
+        q_emb = encode_queries(model, {q: train_ds.queries[q] for q in qids})  # (Q, D)
+        c_emb = encode_corpus(model, train_ds.corpus, show_progress=show_progress)  # (N, D)
         margin = recipe.relative_margin if recipe.negatives == "filtered" else None
         neg, _ = mine_hard_negatives(q_emb, c_emb, positives, recipe.num_negatives, recipe.range_min,
-                                     recipe.range_max, relative_margin=margin)
+                                     recipe.range_max, relative_margin=margin)  # (Q, num_negatives) rows
         by_query = dict(zip(qids, neg))
         keep = [i for i, e in enumerate(examples) if (by_query[e.query_id] >= 0).all()]
-        from course_lib.data import document_text
-
         texts = [document_text(train_ds.corpus[d]) for d in doc_ids]
         columns = {k: [v[i] for i in keep] for k, v in columns.items()}
         for j in range(recipe.num_negatives):
             columns[f"negative_{j + 1}"] = [texts[by_query[examples[i].query_id][j]] for i in keep]
         stats.update(rows=len(keep), dropped=len(examples) - len(keep))
-    if test_ds is not None:
-        stats["leakage_check"] = check_no_leakage([e.query_id for e in examples],
-                                                  [t for col in columns.values() for t in col], test_ds)
+    stats["leakage_check"] = check_no_leakage([e.query_id for e in examples],
+                                              [t for col in columns.values() for t in col], test_ds)
     return columns, stats
 
 
@@ -295,22 +201,76 @@ def finetuned_model(recipe: FinetuneRecipe, device: str | None = None, small: bo
     import dataclasses
     import time
 
+    from course_lib.cache import model_fingerprint, texts_fingerprint
     from course_lib.data import load_beir
-    from course_lib.embed import model_fingerprint, texts_fingerprint
     from course_lib.models import cached_model, load_model
+    from course_lib.training import fit
 
     base = load_model(device=device)
     train_ds, test_ds = load_beir("scifact", "train", small=small), load_beir("scifact", "test", small=small)
-    columns, stats = training_columns(base, train_ds, recipe, test_ds, show_progress)
+    columns, stats = training_columns(base, train_ds, test_ds, recipe, show_progress)
     flat = [t for col in columns.values() for t in col]
 
     def train():
         start = time.perf_counter()
-        history = fit(base, columns, make_loss(base, recipe.loss, recipe.mini_batch_size), recipe.epochs,
-                      recipe.batch_size, recipe.learning_rate, recipe.max_steps, recipe.seed, show_progress)
+        history = fit(base, columns, make_loss(base, recipe.loss, recipe.mini_batch_size), epochs=recipe.epochs,
+                      batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, max_steps=recipe.max_steps,
+                      seed=recipe.seed, show_progress=show_progress)
         return base, {"recipe": dataclasses.asdict(recipe), **stats, "seconds": round(time.perf_counter() - start, 1),
                       "device": str(base.device), "losses": history}
 
-    return cached_model(f"ft-{recipe.negatives}", [model_fingerprint(base), texts_fingerprint(list(map(str, range(len(flat)))), flat),
-                                                   sorted(columns), dataclasses.asdict(recipe)],
-                        train, device=device, retrain=retrain)
+    key = [model_fingerprint(base), texts_fingerprint(list(map(str, range(len(flat)))), flat), sorted(columns),
+           dataclasses.asdict(recipe)]
+    return cached_model(f"ft-{recipe.negatives}", key, train, device=device, retrain=retrain)
+
+
+def compression_check(ret, truncate_dim: int = 64, multiplier: int = 4) -> list[dict]:
+    """How well one model's embeddings survive the course's compressions: nDCG@10 and retention of fp32.
+
+    ``ret`` is a :class:`course_lib.compression.Retrieval` task (notebook 06 checks the tuned model with it).
+
+    int8 (min-max over the corpus, query and documents both quantized), binary by Hamming distance, binary
+    with a ``10 x multiplier`` shortlist rescored against int8 documents, and truncation to ``truncate_dim``
+    dims (re-normalized; what an MRL-trained model is good at).
+
+    Examples
+    --------
+    The toy task of :class:`course_lib.compression.Retrieval` with its documents' negatives added as d5..d9 (the shortlist of 10
+    needs 10 documents); they score at most 0 and change no float ranking. Their sign bits are 0000, two bits
+    from q2's 0011 like d2's 1111, and they win the tie by id: d2 is 7th, (1 + 1 + 1 / log2(8)) / 3. The
+    shortlist of 10 is the whole corpus, so the int8 rescoring is exact. In 3 dims q2 = [0, 0, 1] is d3.
+
+    >>> from course_lib.compression import Retrieval, markdown_table
+    >>> q = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]], np.float32)
+    >>> c = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [.5, .5, 1, 1], [0, 0, 1, 0], [.5, .5, 0, 0]], np.float32)
+    >>> ret = Retrieval(q, np.vstack([c, -c]), ["q0", "q1", "q2"], [f"d{i}" for i in range(10)],
+    ...                 {"q0": {"d0": 1}, "q1": {"d1": 1}, "q2": {"d2": 1}})
+    >>> print(markdown_table(compression_check(ret, truncate_dim=3, multiplier=1)))
+    | representation | bytes/doc | ndcg@10 | retention |
+    |---|---|---|---|
+    | fp32 | 16 | 1.0 | 1.0 |
+    | int8 | 4 | 1.0 | 1.0 |
+    | binary (Hamming) | 1 | 0.7778 | 0.7778 |
+    | binary + int8 rescore x1 | 5 | 1.0 | 1.0 |
+    | first 3 dims (fp32) | 12 | 0.877 | 0.877 |
+    """
+    from course_lib import quantization as Q
+    from course_lib.binary import binary_search
+    from course_lib.compression import hamming_ndcg, scalar_scores
+    from course_lib.matryoshka import ndcg_by_dim
+    from course_lib.metrics import evaluate
+    from course_lib.search import run_from_topk
+
+    c = ret.corpus_emb
+    r8 = Q.calibrate(c)
+    s, i = binary_search(ret.query_emb, Q.quantize_binary(c), 10, multiplier=multiplier,
+                         rescore_corpus=Q.quantize_scalar(c, r8, "int8"), precision="int8", ranges=r8)  # (Q, 10)
+    rows = [("fp32", 4 * c.shape[1], ret.fp32_ndcg),
+            ("int8", c.shape[1], scalar_scores(ret, r8, 8)["sym"]),
+            ("binary (Hamming)", -(-c.shape[1] // 8), hamming_ndcg(ret)),
+            (f"binary + int8 rescore x{multiplier}", -(-c.shape[1] // 8) + c.shape[1],
+             evaluate(run_from_topk(s, i, ret.query_ids, ret.doc_ids), ret.qrels)["ndcg@10"]),
+            (f"first {truncate_dim} dims (fp32)", 4 * truncate_dim,
+             ndcg_by_dim(ret.query_emb, c, ret.query_ids, ret.doc_ids, ret.qrels, (truncate_dim,))[truncate_dim])]
+    return [{"representation": n, "bytes/doc": b, "ndcg@10": round(v, 4), "retention": round(v / ret.fp32_ndcg, 4)}
+            for n, b, v in rows]

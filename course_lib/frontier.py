@@ -39,6 +39,18 @@ def measure(name: str, family: str, bytes_per_doc: float, search: Callable[[], t
     -------
     dict
         ``name, family, bytes/doc, nDCG@10, ms/query`` (and one column per subset).
+
+    Examples
+    --------
+    A search that ranks d0 above d1 for both queries: q0's document is 1st, q1's 2nd (1 / log2(3)).
+
+    >>> search = lambda: (np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([[0, 1], [0, 1]]))  # (Q, k) each
+    >>> row = measure("toy", "float", 16, search, ["q0", "q1"], ["d0", "d1"], {"q0": {"d0": 1}, "q1": {"d1": 1}},
+    ...               subsets={"q1 only": {"q1": {"d1": 1}}})
+    >>> {k: v for k, v in row.items() if k != "ms/query"}  # (1 + 1 / log2(3)) / 2, and q1 alone
+    {'name': 'toy', 'family': 'float', 'bytes/doc': 16.0, 'nDCG@10': 0.8155, 'nDCG@10 q1 only': 0.6309}
+    >>> row["ms/query"] >= 0
+    True
     """
     from course_lib.metrics import evaluate
     from course_lib.search import run_from_topk
@@ -48,7 +60,7 @@ def measure(name: str, family: str, bytes_per_doc: float, search: Callable[[], t
     times = []
     for _ in range(max(1, int(repeat))):
         start = time.perf_counter()
-        scores, indices = search()
+        scores, indices = search()  # (Q, k) each
         times.append(time.perf_counter() - start)
         if times[0] > slow_s:
             break
@@ -85,8 +97,8 @@ def pareto_front(rows: Sequence[Mapping], cost: str = COST, gain: str = GAIN) ->
     [1, 2, 0]
     """
     _check_rows(rows, (cost, gain))
-    c = np.array([float(r[cost]) for r in rows])
-    g = np.array([float(r[gain]) for r in rows])
+    c = np.array([float(r[cost]) for r in rows])  # (R,)
+    g = np.array([float(r[gain]) for r in rows])  # (R,)
     keep = [i for i in range(len(rows))
             if not np.any((c <= c[i]) & (g >= g[i]) & ((c < c[i]) | (g > g[i])))]
     return sorted(keep, key=lambda i: (c[i], -g[i], i))

@@ -6,6 +6,7 @@ embeddings, at most 256 word pieces per text.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -67,31 +68,34 @@ def cached_model(prefix: str, key_parts: list, train, device: str | None = None,
         JSON-serializable values that determine the result (base weights' fingerprint, training data
         fingerprint, settings); their sha256 is the key, so changed inputs never load a stale model.
     train : callable
-        ``train() -> (model, info)``, run only when there is no saved model (or ``retrain``); ``info`` is a
-        JSON-serializable dict saved beside the model as ``course_training.json``.
+        ``train() -> (model, info)``, run only when there is no sound saved model (or ``retrain``); ``info`` is
+        a JSON-serializable dict saved beside the model as ``course_training.json``.
 
     Returns
     -------
     (SentenceTransformer, dict)
         The model and its ``info``, with ``"cached"`` telling whether it was loaded.
     """
-    import hashlib
-    import json
-    import shutil
+    from course_lib.cache import CacheEntryError, cache_dir, cache_key, load_json, load_or_compute, save_json
 
-    from course_lib.paths import cache_dir
+    path = cache_dir() / "models" / f"{prefix}-{cache_key(key_parts, length=16)}"
 
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / "models" / f"{prefix}-{key}"
-    info_path = path / "course_training.json"
-    if info_path.is_file() and not retrain:
-        return load_model(device=device, path=path), {**json.loads(info_path.read_text()), "cached": True}
-    model, info = train()
-    info = json.loads(json.dumps(info))  # what a later load returns: tuples become lists
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(str(tmp))
-    (tmp / "course_training.json").write_text(json.dumps(info, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # a run killed mid-save leaves only the .tmp folder, never a half-written model
-    return model, {**info, "cached": False}
+    def load():
+        info = load_json(path / "course_training.json")  # a folder without it was never completed
+        try:
+            return load_model(device=device, path=path), info
+        except Exception as err:  # damaged weights raise the loader's own error types
+            raise CacheEntryError(f"the saved model does not load: {type(err).__name__}: {err}") from err
+
+    def compute():
+        model, info = train()
+        return model, json.loads(json.dumps(info))  # what a later load returns: tuples become lists
+
+    def save(value, staged):
+        model, info = value
+        model.save(str(staged[0]))
+        save_json(staged[0] / "course_training.json", info)
+
+    (model, info), cached = load_or_compute([path], load=load, compute=compute, save=save, refresh=retrain,
+                                            what=f"trained model {prefix!r}")
+    return model, {**info, "cached": cached}

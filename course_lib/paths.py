@@ -1,7 +1,7 @@
 """Where the course keeps its data and caches.
 
 - data: ``$COURSE_DATA_DIR/<name>`` first, then ``<repo>/data/<name>`` (filled by ``make data``);
-- caches (embeddings, trained models): ``$COURSE_CACHE_DIR``, else ``<repo>/.cache``.
+- caches (embeddings, trained models): ``$COURSE_CACHE_DIR``, else ``<repo>/.cache`` (see :mod:`course_lib.cache`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = REPO_ROOT / "data"
-
-
-def cache_dir() -> Path:
-    """Return the cache folder (created on first use): ``$COURSE_CACHE_DIR`` or ``<repo>/.cache``."""
-    path = Path(os.environ.get("COURSE_CACHE_DIR") or REPO_ROOT / ".cache")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def env_flag(name: str) -> bool | None:

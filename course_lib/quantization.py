@@ -171,11 +171,11 @@ def calibrate(embeddings: np.ndarray, method: Method = "minmax", percentile: flo
             "int8 codes would carry no information. Calibrate once on many rows (the corpus or a sample of it) "
             "and quantize single queries with those ranges")
     if method == "minmax":
-        lower, upper = x.min(axis=0), x.max(axis=0)
+        lower, upper = x.min(axis=0), x.max(axis=0)  # (D,) each
     else:
         if not isinstance(percentile, (int, float)) or not 50 < percentile <= 100:
             raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r}")
-        lower, upper = np.percentile(x, [100 - percentile, percentile], axis=0)
+        lower, upper = np.percentile(x, [100 - percentile, percentile], axis=0)  # (D,) each
     return _check_ranges(Ranges(lower.astype(np.float32), upper.astype(np.float32), method, int(x.shape[0])))
 
 
@@ -290,8 +290,8 @@ def quantize_scalar(embeddings: np.ndarray, ranges: Ranges, dtype: CodeDtype = "
     bits = _check_bits(bits)
     scale, offset, hi = _affine(ranges, bits)
     shift = 2 ** (bits - 1) if dtype == "int8" else 0
-    out = _out(out, x.shape, np.int8 if dtype == "int8" else np.uint8)
-    bad = np.empty(x.shape[0], dtype=np.bool_)
+    out = _out(out, x.shape, np.int8 if dtype == "int8" else np.uint8)  # (N, D)
+    bad = np.empty(x.shape[0], dtype=np.bool_)  # (N,) rows the kernel saw a NaN or inf in
     _kernels()[0](x, scale, offset, np.float32(hi), np.float32(shift), out, bad)
     _report_bad_rows("embeddings", x, bad)
     return out
@@ -327,7 +327,7 @@ def dequantize_scalar(codes: np.ndarray, ranges: Ranges, bits: int = 8) -> np.nd
     bits = _check_bits(bits)
     _check_ranges(ranges, codes.shape[1])
     signed = codes.dtype == np.int8
-    levels = codes.astype(np.int16) + (2 ** (bits - 1) if signed else 0)
+    levels = codes.astype(np.int16) + (2 ** (bits - 1) if signed else 0)  # (N, D) in [0, 2**bits - 1]
     if levels.size and (levels.min() < 0 or levels.max() > 2 ** bits - 1):
         raise ValueError(f"codes out of range for {bits}-bit {'int8' if signed else 'uint8'} codes: "
                          f"found {codes.min()}..{codes.max()}")
@@ -355,11 +355,11 @@ def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
         raise ValueError(f"codes must be < {2 ** bits} for {bits}-bit packing, found {codes.max()}")
     per = 8 // bits
     n, d = codes.shape
-    padded = np.zeros((n, -(-d // per) * per), dtype=np.uint8)
+    padded = np.zeros((n, -(-d // per) * per), dtype=np.uint8)  # (N, bytes * per)
     padded[:, :d] = codes
     groups = padded.reshape(n, -1, per)  # (N, bytes, per)
     shifts = (bits * np.arange(per - 1, -1, -1)).astype(np.uint8)  # first code in the high bits
-    return np.bitwise_or.reduce(groups << shifts, axis=2).astype(np.uint8)
+    return np.bitwise_or.reduce(groups << shifts, axis=2).astype(np.uint8)  # (N, bytes)
 
 
 def unpack_codes(packed: np.ndarray, bits: int, dim: int) -> np.ndarray:
@@ -378,7 +378,7 @@ def unpack_codes(packed: np.ndarray, bits: int, dim: int) -> np.ndarray:
         raise ValueError(f"dim={dim!r} does not fit {packed.shape[1]} bytes of {bits}-bit codes")
     shifts = (bits * np.arange(per - 1, -1, -1)).astype(np.uint8)
     codes = (packed[:, :, None] >> shifts) & np.uint8(2 ** bits - 1)  # (N, bytes, per)
-    return codes.reshape(packed.shape[0], -1)[:, :dim]
+    return codes.reshape(packed.shape[0], -1)[:, :dim]  # (N, dim)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,9 +421,9 @@ def quantize_binary(embeddings: np.ndarray, threshold: float | np.ndarray = 0.0,
     x = _prepare("embeddings", embeddings)
     if dtype not in ("ubinary", "binary"):
         raise ValueError(f"dtype must be 'ubinary' or 'binary', got {dtype!r}")
-    t = _threshold(threshold, x.shape[1])
-    out = _out(out, (x.shape[0], -(-x.shape[1] // 8)), np.uint8)
-    bad = np.empty(x.shape[0], dtype=np.bool_)
+    t = _threshold(threshold, x.shape[1])  # (D,)
+    out = _out(out, (x.shape[0], -(-x.shape[1] // 8)), np.uint8)  # (N, ceil(D / 8))
+    bad = np.empty(x.shape[0], dtype=np.bool_)  # (N,)
     _kernels()[1](x, t, out, bad)
     _report_bad_rows("embeddings", x, bad)
     return out if dtype == "ubinary" else (out - np.uint8(128)).view(np.int8)
@@ -478,7 +478,7 @@ def to_bfloat16(embeddings: np.ndarray) -> np.ndarray:
     [[16256, 49152]]
     """
     x = np.ascontiguousarray(_check_embeddings("embeddings", embeddings), dtype=np.float32)
-    u = x.view(np.uint32)
+    u = x.view(np.uint32)  # (N, D) float32 bit patterns
     rounding = np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))  # round half to even
     return ((u + rounding) >> np.uint32(16)).astype(np.uint16)
 
@@ -508,7 +508,7 @@ def reconstruction_error(embeddings: np.ndarray, reconstructed: np.ndarray) -> d
     b = _check_embeddings("reconstructed", np.asarray(reconstructed, dtype=np.float64))
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: embeddings {a.shape}, reconstructed {b.shape}")
-    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))  # (N,)
     return {"mse": round(float(((a - b) ** 2).mean()), 9), "cosine": round(float(cos.mean()), 6)}
 
 

@@ -42,7 +42,7 @@ from course_lib import hybrid, metrics, search, sparse
 from course_lib.data import document_text, load_beir
 from course_lib.embed import encode_corpus, encode_queries
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 test = load_beir("scifact", "test", small=cfg.small)
 train = load_beir("scifact", "train", small=cfg.small)

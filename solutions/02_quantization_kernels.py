@@ -41,7 +41,7 @@ from sentence_transformers.util import quantize_embeddings
 from course_lib import compression, quantization
 from course_lib.data import load_beir
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 model = load_model(device=cfg.device)
 test = load_beir("scifact", "test", small=cfg.small)

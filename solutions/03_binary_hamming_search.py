@@ -40,10 +40,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import compression, quantization, search
+from course_lib import binary, compression, quantization, search
 from course_lib.data import load_beir
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 model = load_model(device=cfg.device)
 task = compression.Retrieval.from_dataset(model, load_beir("scifact", "test", small=cfg.small))
@@ -79,7 +79,7 @@ _h = hamming(np.array([[0b1111_0000, 0]], np.uint8), np.array([[0b1111_0000, 0],
 assert np.asarray(_h).tolist() == [[0, 9, 12]], _h
 ### BEGIN HIDDEN TESTS
 _a, _b = query_codes[:7], corpus_codes[:300]
-assert np.array_equal(np.asarray(hamming(_a, _b)), search.hamming_distances(_a, _b))
+assert np.array_equal(np.asarray(hamming(_a, _b)), binary.hamming_distances(_a, _b))
 _x = np.random.default_rng(0).integers(0, 256, (3, 5), dtype=np.uint8)
 assert np.array_equal(np.asarray(hamming(_x, _x)).diagonal(), [0, 0, 0])
 ### END HIDDEN TESTS
@@ -110,25 +110,25 @@ def topk_smallest(dist, k):
 _d, _i = topk_smallest(np.array([[5, 3, 3, 9, 3]]), 2)
 assert np.asarray(_i).tolist() == [[1, 2]] and np.asarray(_d).tolist() == [[3, 3]], (_d, _i)
 ### BEGIN HIDDEN TESTS
-_dist = search.hamming_distances(query_codes[:20], corpus_codes)
+_dist = binary.hamming_distances(query_codes[:20], corpus_codes)
 for _k in (1, 10, 77):
     _d, _i = topk_smallest(_dist, _k)
-    _rd, _ri = search.hamming_topk(query_codes[:20], corpus_codes, _k)
+    _rd, _ri = binary.hamming_topk(query_codes[:20], corpus_codes, _k)
     assert np.array_equal(np.asarray(_i), _ri) and np.array_equal(np.asarray(_d), _rd), _k
 _d, _i = topk_smallest(np.zeros((2, 6), int), 6)
 assert np.asarray(_i).tolist() == [list(range(6))] * 2
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# `course_lib.search.hamming_topk` does this with a compiled kernel: XOR and popcount over 64-bit words, parallel
+# `course_lib.binary.hamming_topk` does this with a compiled kernel: XOR and popcount over 64-bit words, parallel
 # over chunks of documents, and a counting selection instead of a sort (distances are small integers, so a
 # histogram finds the k-th distance in one pass). Its distances equal faiss' on the same codes:
 
 # %%
 import faiss  # noqa: E402  (the peer library, used here only to compare)
 
-flat = search.faiss_binary_index(corpus_codes)  # IndexBinaryFlat
-ours_d, ours_i = search.hamming_topk(query_codes, corpus_codes, 10)
+flat = binary.faiss_binary_index(corpus_codes)  # IndexBinaryFlat
+ours_d, ours_i = binary.hamming_topk(query_codes, corpus_codes, 10)
 faiss_d, faiss_i = flat.search(query_codes, 10)
 print("same distances as faiss:", np.array_equal(ours_d, faiss_d),
       f"| same ids: {np.mean(ours_i == faiss_i):.1%} (the rest are ties ordered differently)")
@@ -164,16 +164,16 @@ _docs = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]])
 _s, _i = rescore_shortlist(np.array([[0.0, 1.0]]), np.array([[0, 1, 3]]), _docs, 2)
 assert np.asarray(_i).tolist() == [[1, 3]] and np.allclose(_s, [[0.8, 0.6]]), (_s, _i)
 ### BEGIN HIDDEN TESTS
-_, _cand = search.hamming_topk(query_codes[:30], corpus_codes, 40)
+_, _cand = binary.hamming_topk(query_codes[:30], corpus_codes, 40)
 _s, _i = rescore_shortlist(task.query_emb[:30], _cand, task.corpus_emb, 10)
-_rs, _ri = search.rescore(task.query_emb[:30], _cand, task.corpus_emb, 10)
+_rs, _ri = binary.rescore(task.query_emb[:30], _cand, task.corpus_emb, 10)
 assert np.array_equal(np.asarray(_i), _ri) and np.allclose(_s, _rs, atol=1e-5)
 _s, _i = rescore_shortlist(np.ones((1, 2)), np.array([[3, 1, 2]]), np.ones((4, 2)), 3)
 assert np.asarray(_i).tolist() == [[3, 1, 2]]  # ties keep the shortlist order
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# `course_lib.search.binary_search` chains the two stages; `search.rescore` also reads int8/uint8 codes (always
+# `course_lib.binary.binary_search` chains the two stages; `binary.rescore` also reads int8/uint8 codes (always
 # dequantized first) or the binary codes themselves. How much comes back as the multiplier grows:
 
 # %%
@@ -238,12 +238,14 @@ rows = [
     ("fp32 exact", task.corpus_emb.nbytes, task.fp32_ndcg,
      per_query_ms(lambda: search.topk(task.query_emb, task.corpus_emb, 10))),
     ("binary, Hamming only", corpus_codes.nbytes, compression.hamming_ndcg(task),
-     per_query_ms(lambda: search.hamming_topk(query_codes, corpus_codes, 10))),
+     per_query_ms(lambda: binary.hamming_topk(query_codes, corpus_codes, 10))),
 ]
 for m in (2, 4):
-    s, i = search.binary_search(task.query_emb, corpus_codes, 10, m, int8_store, "int8", ranges)
+    s, i = binary.binary_search(task.query_emb, corpus_codes, 10, multiplier=m, rescore_corpus=int8_store,
+                                 precision="int8", ranges=ranges)
     ndcg = compression.evaluate(search.run_from_topk(s, i, task.query_ids, task.doc_ids), task.qrels)["ndcg@10"]
-    ms = per_query_ms(lambda: search.binary_search(task.query_emb, corpus_codes, 10, m, int8_store, "int8", ranges))
+    ms = per_query_ms(lambda: binary.binary_search(task.query_emb, corpus_codes, 10, multiplier=m,
+                                                   rescore_corpus=int8_store, precision="int8", ranges=ranges))
     rows.append((f"binary + int8 rescore x{m}", corpus_codes.nbytes + int8_store.nbytes, ndcg, ms))
 print(f"{'method':28s} {'MB':>7s} {'nDCG@10':>8s} {'ms/query':>9s}")
 for name, nbytes, ndcg, ms in rows:
@@ -262,17 +264,17 @@ plt.show()
 # (If the int8 store lives on disk and only the shortlist is read, RAM holds just the 48-byte codes.)
 #
 # faiss offers approximate binary indexes over the same codes: `IndexBinaryHNSW` (a graph) and `IndexBinaryIVF`
-# (inverted lists around k-means centroids in Hamming space). `course_lib.search.faiss_binary_index` builds each from
+# (inverted lists around k-means centroids in Hamming space). `course_lib.binary.faiss_binary_index` builds each from
 # course_lib codes. Recall of the exact Hamming top 10 against time, on the SciFact codes (at this size exact search
 # is already fast: the point is how recall falls as the index visits less of the corpus):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-exact_d, _ = search.hamming_topk(query_codes, corpus_codes, 10)
+exact_d, _ = binary.hamming_topk(query_codes, corpus_codes, 10)
 print(f"{'index':26s} {'ms/query':>9s} {'distance recall@10':>19s}")
 for kind, params in [("flat", {}), ("hnsw", {"ef_search": 16}), ("hnsw", {"ef_search": 128}),
                      ("ivf", {"nprobe": 1}), ("ivf", {"nprobe": 8}), ("ivf", {"nprobe": 32})]:
-    index = search.faiss_binary_index(corpus_codes, kind, **params)
+    index = binary.faiss_binary_index(corpus_codes, kind, **params)
     index.search(query_codes[:5], 10)  # warm-up
     start = time.perf_counter()
     d, _ = index.search(query_codes, 10)

@@ -44,19 +44,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib import late_interaction as li
-from course_lib import metrics, quantization, search
+from course_lib import colbert, maxsim, metrics, quantization, search
 from course_lib.data import load_beir
 from course_lib.embed import encode_corpus, encode_queries
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 model = load_model(device=cfg.device)
 test = load_beir("scifact", "test", small=cfg.small)
 train = load_beir("scifact", "train", small=cfg.small)
 doc_ids, query_ids = list(test.corpus), list(test.queries)
-doc_tok, doc_mask = li.token_embeddings(model, test.corpus, is_query=False)  # (N, L, 384) float16, cached
-q_tok, q_mask = li.token_embeddings(model, test.queries, is_query=True)  # (Q, 32, 384): [MASK]-augmented
+doc_tok, doc_mask = colbert.token_embeddings(model, test.corpus, is_query=False)  # (N, L, 384) float16, cached
+q_tok, q_mask = colbert.token_embeddings(model, test.queries, is_query=True)  # (Q, 32, 384): [MASK]-augmented
 print(f"documents: {doc_tok.shape[0]:,} x up to {doc_tok.shape[1]} tokens; queries padded to {q_tok.shape[1]} tokens")
 
 
@@ -118,13 +117,13 @@ _rng = np.random.default_rng(5)
 _q, _d = _rng.standard_normal((3, 6, 8)), _rng.standard_normal((9, 11, 8))
 _qm = np.arange(6)[None, :] < np.array([[6], [2], [4]])
 _dm = np.arange(11)[None, :] < _rng.integers(1, 12, 9)[:, None]
-assert np.allclose(maxsim_scores(_q, _qm, _d, _dm), li.maxsim(_q, _qm, _d, _dm), atol=1e-5)
+assert np.allclose(maxsim_scores(_q, _qm, _d, _dm), maxsim.maxsim(_q, _qm, _d, _dm), atol=1e-5)
 _dneg = -np.abs(_d)
-assert np.allclose(maxsim_scores(np.abs(_q), _qm, _dneg, _dm), li.maxsim(np.abs(_q), _qm, _dneg, _dm), atol=1e-5)
+assert np.allclose(maxsim_scores(np.abs(_q), _qm, _dneg, _dm), maxsim.maxsim(np.abs(_q), _qm, _dneg, _dm), atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# `course_lib.late_interaction.maxsim` is the same, for NumPy or torch, chunked over documents so the
+# `course_lib.maxsim.maxsim` is the same, for NumPy or torch, chunked over documents so the
 # (Bq, chunk, Lq, Ld) similarity block stays small. The mask pitfall, on the smallest example:
 
 # %%
@@ -132,7 +131,7 @@ q_ex = np.array([[[1.0, 0.0]]])
 d_ex = np.array([[[-1.0, 0.0], [-0.5, 0.0], [9.0, 9.0]]])  # two real tokens, both opposed to the query, then padding
 m_ex = np.array([[True, True, False]])
 multiplied = (np.einsum("qid,bjd->qbij", q_ex, d_ex) * m_ex[None, :, None, :]).max(axis=3).sum(axis=2)
-print("masked with -inf:", li.maxsim(q_ex, None, d_ex, m_ex).item(), "| multiplied by the mask:", multiplied.item())
+print("masked with -inf:", maxsim.maxsim(q_ex, None, d_ex, m_ex).item(), "| multiplied by the mask:", multiplied.item())
 
 # %% [markdown]
 # ## 3. Padding and batching
@@ -182,8 +181,8 @@ for _i, _s in enumerate(_seqs):
 dense_q, dense_d = encode_queries(model, test.queries), encode_corpus(model, test.corpus)
 dense_s, dense_i = search.topk(dense_q, dense_d, 100)
 results = {"dense (mean-pooled, 384 dims)": ndcg(dense_s, dense_i)}
-zs_q, zs_d = li.project(q_tok, q_mask), li.project(doc_tok, doc_mask)  # normalize each token, no projection
-zs_s, zs_i = li.rank_maxsim(zs_q, q_mask, zs_d, doc_mask, k=100)
+zs_q, zs_d = colbert.project(q_tok, q_mask), colbert.project(doc_tok, doc_mask)  # normalize each token, no projection
+zs_s, zs_i = maxsim.rank_maxsim(zs_q, q_mask, zs_d, doc_mask, k=100)
 results["MaxSim, zero-shot tokens (384 dims)"] = ndcg(zs_s, zs_i)
 for name, value in results.items():
     print(f"{name:40s} nDCG@10 = {value:.4f}")
@@ -201,11 +200,11 @@ for name, value in results.items():
 # `cfg.full` (a GPU, small mode off) trains for more epochs with the same call.
 
 # %%
-colbert = li.colbert_projection(model, train, (doc_tok, doc_mask), doc_ids, epochs=20 if cfg.full else 10)
-print(f"{'loaded from the cache' if colbert['cached'] else 'trained'}: {colbert['pairs']} pairs, "
-      f"{colbert['epochs']} epochs, {colbert['seconds']} s of training")
-W = colbert["weight"]  # (384, 128)
-losses = np.array(colbert["losses"])
+proj = colbert.colbert_projection(model, train, test, (doc_tok, doc_mask), doc_ids, epochs=20 if cfg.full else 10)
+print(f"{'loaded from the cache' if proj['cached'] else 'trained'}: {proj['pairs']} pairs, "
+      f"{proj['epochs']} epochs, {proj['seconds']} s of training")
+W = proj["weight"]  # (384, 128)
+losses = np.array(proj["losses"])
 plt.figure(figsize=(6, 3))
 plt.plot(losses, alpha=0.3, label="per step")
 plt.plot(np.convolve(losses, np.ones(20) / 20, mode="valid"), label="moving average (20 steps)")
@@ -215,9 +214,9 @@ plt.legend()
 plt.show()
 
 # %%
-cb_q, cb_d = li.project(q_tok, q_mask, W), li.project(doc_tok, doc_mask, W)  # (Q, 32, 128), (N, L, 128) float16
+cb_q, cb_d = colbert.project(q_tok, q_mask, W), colbert.project(doc_tok, doc_mask, W)  # (Q, 32, 128), (N, L, 128) float16
 _start = time.perf_counter()
-cb_s, cb_i = li.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=100)
+cb_s, cb_i = maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=100)
 full_corpus_ms = 1e3 * (time.perf_counter() - _start) / len(cb_q)  # reported with the two-stage timings below
 results["MaxSim, trained projection (128 dims)"] = ndcg(cb_s, cb_i)
 for name, value in results.items():
@@ -267,7 +266,7 @@ bin_tok = np.zeros_like(cb_d)
 bin_tok[doc_mask] = quantization.unpack_binary(quantization.quantize_binary(flat), 128, signed=True) / np.sqrt(128)
 storage = {}
 for name, docs, per_value in [("fp16", cb_d, 2), ("int8", int8_tok, 1), ("binary", bin_tok, 1 / 8)]:
-    s, i = (cb_s, cb_i) if name == "fp16" else li.rank_maxsim(cb_q, q_mask, docs, doc_mask, k=100)  # fp16: ranked above
+    s, i = (cb_s, cb_i) if name == "fp16" else maxsim.rank_maxsim(cb_q, q_mask, docs, doc_mask, k=100)  # fp16: ranked above
     storage[name] = (ndcg(s, i), doc_mask.sum() * 128 * per_value / len(doc_ids))
     print(f"trained MaxSim, {name:6s} tokens: nDCG@10 = {storage[name][0]:.4f}, "
           f"{storage[name][1]:8,.0f} bytes per document")
@@ -283,7 +282,7 @@ for name, docs, per_value in [("fp16", cb_d, 2), ("int8", int8_tok, 1), ("binary
 # ### Exercise 3 (2 points): rerank a shortlist
 #
 # `rerank(q, q_mask, d, d_mask, candidates, k)`: for each query row, score its candidate documents (an int array
-# (Q, C) of document rows) with MaxSim (`li.maxsim` or your `maxsim_scores`), and return the k best document indices
+# (Q, C) of document rows) with MaxSim (`maxsim.maxsim` or your `maxsim_scores`), and return the k best document indices
 # per query, best first, as an int array (Q, k).
 
 # %% nbgrader={"grade": false, "grade_id": "rerank", "locked": false, "schema_version": 3, "solution": true}
@@ -292,7 +291,7 @@ def rerank(q, q_mask, d, d_mask, candidates, k):
     ### BEGIN SOLUTION
     out = []
     for row, cand in enumerate(candidates):
-        s = li.maxsim(q[row:row + 1], q_mask[row:row + 1], d[cand], d_mask[cand])[0]  # (C,)
+        s = maxsim.maxsim(q[row:row + 1], q_mask[row:row + 1], d[cand], d_mask[cand])[0]  # (C,)
         out.append(cand[np.argsort(-s, kind="stable")[:k]])
     return np.array(out)
     ### END SOLUTION
@@ -306,7 +305,7 @@ assert np.asarray(_r).tolist() == [[1, 2]], _r  # document 3 is best but not a c
 ### BEGIN HIDDEN TESTS
 _cand = dense_i[:20, :30]
 _mine = np.asarray(rerank(cb_q[:20].astype(np.float32), q_mask[:20], cb_d, doc_mask, _cand, 10))
-_, _ref = li.rank_maxsim(cb_q[:20], q_mask[:20], cb_d, doc_mask, k=10, candidates=_cand)
+_, _ref = maxsim.rank_maxsim(cb_q[:20], q_mask[:20], cb_d, doc_mask, k=10, candidates=_cand)
 assert (_mine == _ref).mean() > 0.99
 ### END HIDDEN TESTS
 
@@ -314,7 +313,7 @@ assert (_mine == _ref).mean() > 0.99
 # NBVAL_IGNORE_OUTPUT
 for depth in (20, 50, 100):
     start = time.perf_counter()
-    s, i = li.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=10, candidates=dense_i[:, :depth])
+    s, i = maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=10, candidates=dense_i[:, :depth])
     ms = 1e3 * (time.perf_counter() - start) / len(query_ids)
     print(f"dense top {depth:3d} -> MaxSim rerank: nDCG@10 = {ndcg(s, i):.4f}, {ms:.1f} ms per query for the rerank")
     record(f"nDCG@10, dense top {depth} -> MaxSim rerank", ndcg(s, i))

@@ -45,12 +45,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import matryoshka, metrics, quantization, search
+from course_lib import binary, matryoshka, metrics, quantization, search
 from course_lib.compression import Retrieval, markdown_table
 from course_lib.data import load_beir, load_sts
 from course_lib.eval import unseen_document_qrels
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 base = load_model(device=cfg.device)
 test = load_beir("scifact", "test", small=cfg.small)
@@ -300,7 +300,7 @@ assert np.asarray(_i).tolist() == [[1]], _i  # 1 dim ties documents 0, 1, 3; the
 _q, _cc = mrl_task.query_emb[:25], mrl_task.corpus_emb
 for _dim, _short in [(64, 100), (16, 30), (384, 10)]:
     _s, _i = funnel(_q, _cc, 10, _dim, _short)
-    _rs, _ri = matryoshka.funnel_search(_q, _cc, 10, _dim, _short)
+    _rs, _ri = matryoshka.funnel_search(_q, _cc, 10, shortlist_dim=_dim, shortlist=_short)
     assert np.allclose(np.asarray(_s), _rs, atol=1e-5), _dim
     assert np.mean(np.asarray(_i) == _ri) > 0.99, _dim
 _s, _i = funnel(_q, _cc, 10, 32, len(_cc))
@@ -321,16 +321,17 @@ for name, task in [("base", base_task), ("MRL", mrl_task)]:
     q, c = task.query_emb, task.corpus_emb
     rows.append({"model": name, "first stage": "none (exact, 384 fp32)", "bytes/doc": 1536,
                  "nDCG@10": round(task.fp32_ndcg, 4)})
-    for dim, binary, nbytes in [(64, False, 256), (64, True, 8), (128, True, 16)]:
-        index = matryoshka.funnel_index(c, dim, binary)
-        if binary:  # the first stage alone: Hamming distance, smaller is better
-            d, i = search.hamming_topk(quantization.quantize_binary(np.ascontiguousarray(q[:, :dim])), index, 10)
+    for dim, signs, nbytes in [(64, False, 256), (64, True, 8), (128, True, 16)]:
+        index = matryoshka.funnel_index(c, dim, binary=signs)
+        if signs:  # the first stage alone: Hamming distance, smaller is better
+            d, i = binary.hamming_topk(quantization.quantize_binary(np.ascontiguousarray(q[:, :dim])), index, 10)
             s = -d.astype(np.float32)
         else:
             s, i = search.topk(matryoshka.truncate(q, dim), index, 10)
-        kind = f"{dim} dims {'binary' if binary else 'fp32'}"
+        kind = f"{dim} dims {'binary' if signs else 'fp32'}"
         rows.append({"model": name, "first stage": f"{kind} alone", "bytes/doc": nbytes, "nDCG@10": round(ndcg(s, i), 4)})
-        s, i = matryoshka.funnel_search(q, c, 10, dim, 100, binary, index)
+        s, i = matryoshka.funnel_search(q, c, 10, shortlist_dim=dim, shortlist=100, binary=signs,
+                                         index=index)
         rows.append({"model": name, "first stage": f"{kind} -> top 100 -> 384", "bytes/doc": nbytes,
                      "nDCG@10": round(ndcg(s, i), 4)})
 print(markdown_table(rows))
@@ -359,8 +360,9 @@ def per_query_ms(fn, queries, repeat=3):
 q, c = mrl_task.query_emb[:50], mrl_task.corpus_emb
 idx64, codes64 = matryoshka.funnel_index(c, 64), matryoshka.funnel_index(c, 64, binary=True)
 for name, fn in [("exact 384 fp32", lambda v: search.topk(v, c, 10)),
-                 ("64 fp32 -> top 100 -> 384", lambda v: matryoshka.funnel_search(v, c, 10, 64, 100, index=idx64)),
-                 ("64 binary -> top 100 -> 384", lambda v: matryoshka.funnel_search(v, c, 10, 64, 100, True, codes64))]:
+                 ("64 fp32 -> top 100 -> 384", lambda v: matryoshka.funnel_search(v, c, 10, shortlist_dim=64, index=idx64)),
+                 ("64 binary -> top 100 -> 384", lambda v: matryoshka.funnel_search(v, c, 10, shortlist_dim=64,
+                                                                                          binary=True, index=codes64))]:
     record(f"latency, {name}", per_query_ms(fn, q), "ms/query")
 
 # %% [markdown]
@@ -394,11 +396,11 @@ import faiss  # noqa: E402
 first = faiss.IndexFlatIP(64)  # exact; IndexHNSWFlat(64, 32, faiss.METRIC_INNER_PRODUCT) for large N
 first.add(matryoshka.funnel_index(mrl_task.corpus_emb, 64))
 _, cand = first.search(matryoshka.truncate(mrl_task.query_emb, 64), 100)  # stage 1: 64 dims
-s, i = search.rescore(mrl_task.query_emb, cand, mrl_task.corpus_emb, 10)  # stage 2: 384 dims, 100 rows a query
+s, i = binary.rescore(mrl_task.query_emb, cand, mrl_task.corpus_emb, 10)  # stage 2: 384 dims, 100 rows a query
 bits = faiss.IndexBinaryFlat(64)  # 64-bit codes: 8 bytes a document
 bits.add(matryoshka.funnel_index(mrl_task.corpus_emb, 64, binary=True))
 _, cand_b = bits.search(quantization.quantize_binary(np.ascontiguousarray(mrl_task.query_emb[:, :64])), 100)
-sb, ib = search.rescore(mrl_task.query_emb, cand_b, mrl_task.corpus_emb, 10)
+sb, ib = binary.rescore(mrl_task.query_emb, cand_b, mrl_task.corpus_emb, 10)
 for name, (s_, i_) in [("faiss IndexFlatIP(64) -> rerank", (s, i)), ("faiss IndexBinaryFlat(64) -> rerank", (sb, ib))]:
     run = search.run_from_topk(s_, i_, mrl_task.query_ids, mrl_task.doc_ids)
     print(f"{name:36s} nDCG@10 {metrics.evaluate(run, mrl_task.qrels)['ndcg@10']:.4f}")

@@ -43,14 +43,14 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import finetune, metrics, search
-from course_lib.compression import Retrieval, compression_check, markdown_table
+from course_lib import finetune, metrics, search, training
+from course_lib.compression import Retrieval, markdown_table
 from course_lib.data import document_text, load_beir, load_sts
 from course_lib.embed import encode_corpus, encode_queries
 from course_lib.eval import paired_comparison, unseen_document_qrels
 from course_lib.matryoshka import sts_by_dim
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 base = load_model(device=cfg.device)
 train = load_beir("scifact", "train", small=cfg.small)  # the same corpus as test: 1,500 documents in small mode
@@ -95,27 +95,27 @@ assert _pairs == [("Claim A.", "T1 one")], _pairs
 ### BEGIN HIDDEN TESTS
 _full_test = load_beir("scifact", "test")
 _ours = build_pairs(train.qrels, train.queries, train.corpus, _full_test.queries)
-_ref = [(e.query, e.document) for e in finetune.train_examples(train, _full_test)]
+_ref = [(e.query, e.document) for e in training.train_examples(train, _full_test)]
 assert _ours == _ref, (len(_ours), len(_ref))
-assert len(build_pairs(train.qrels, train.queries, train.corpus, {})) == len(finetune.train_examples(train))
+assert len(build_pairs(train.qrels, train.queries, train.corpus, {})) == len(training.train_examples(train))
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# SciFact itself has this leak: two claims appear in both splits, word for word. `finetune.duplicate_queries` finds
-# them, `finetune.train_examples(train, test)` leaves them out, and `finetune.check_no_leakage` runs before every
+# SciFact itself has this leak: two claims appear in both splits, word for word. `training.duplicate_queries` finds
+# them, `training.train_examples(train, test)` leaves them out, and `training.check_no_leakage` runs before every
 # training in this course (it raises `LeakageError`):
 
 # %%
 full_test = load_beir("scifact", "test")
-for train_id, test_id in finetune.duplicate_queries(train, full_test).items():
+for train_id, test_id in training.duplicate_queries(train, full_test).items():
     print(f"train {train_id} = test {test_id}: {train.queries[train_id]!r}")
-raw = finetune.train_examples(train)
+raw = training.train_examples(train)
 try:
-    finetune.check_no_leakage([e.query_id for e in raw], [e.query for e in raw] + [e.document for e in raw], full_test)
-except finetune.LeakageError as err:
+    training.check_no_leakage([e.query_id for e in raw], [e.query for e in raw] + [e.document for e in raw], full_test)
+except training.LeakageError as err:
     print("LeakageError:", err)
-clean = finetune.train_examples(train, full_test)
-print(finetune.check_no_leakage([e.query_id for e in clean], [e.query for e in clean] + [e.document for e in clean],
+clean = training.train_examples(train, full_test)
+print(training.check_no_leakage([e.query_id for e in clean], [e.query for e in clean] + [e.document for e in clean],
                                 full_test), f"{len(clean)} pairs")
 
 # %% [markdown]
@@ -340,7 +340,7 @@ for r in rows:
 # %%
 best = max(("none", "mined", "filtered"), key=lambda s: evals[s]["nDCG@10"])
 check = [{"model": name, **row} for name, model in [("base", base), (f"tuned ({best})", tuned[best])]
-         for row in compression_check(Retrieval.from_dataset(model, test))]
+         for row in finetune.compression_check(Retrieval.from_dataset(model, test))]
 print(markdown_table(check))
 for row in check:
     record(f"nDCG@10 retention of fp32, {row['model']}, {row['representation']}", 100 * row["retention"], "%")

@@ -42,13 +42,12 @@ import faiss
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import finetune, frontier, hybrid, matryoshka, quantization, search, sparse
-from course_lib import late_interaction as li
+from course_lib import binary, colbert, finetune, frontier, hybrid, matryoshka, maxsim, quantization, search, sparse
 from course_lib.compression import Retrieval, markdown_table
 from course_lib.data import document_text, load_beir
 from course_lib.eval import unseen_document_qrels
 from course_lib.models import load_model
-from course_lib.report import record
+from course_lib.tools.report import record
 
 test = load_beir("scifact", "test", small=cfg.small)
 train = load_beir("scifact", "train", small=cfg.small)
@@ -58,11 +57,11 @@ base = load_model(device=cfg.device)
 mrl, mrl_info = matryoshka.mrl_model(matryoshka.mrl_recipe(cfg), device=cfg.device, small=cfg.small)
 tuned, tuned_info = finetune.finetuned_model(finetune.finetune_recipe(cfg, "mined"), device=cfg.device,
                                              small=cfg.small)
-doc_tok, doc_mask = li.token_embeddings(base, test.corpus, is_query=False)  # (N, L, 384) float16, cached
-q_tok, q_mask = li.token_embeddings(base, test.queries, is_query=True)  # (Q, 32, 384)
-colbert = li.colbert_projection(base, train, (doc_tok, doc_mask), list(test.corpus), epochs=20 if cfg.full else 10)
+doc_tok, doc_mask = colbert.token_embeddings(base, test.corpus, is_query=False)  # (N, L, 384) float16, cached
+q_tok, q_mask = colbert.token_embeddings(base, test.queries, is_query=True)  # (Q, 32, 384)
+proj = colbert.colbert_projection(base, train, test, (doc_tok, doc_mask), list(test.corpus), epochs=20 if cfg.full else 10)
 for name, cached in [("Matryoshka model", mrl_info["cached"]), ("fine-tuned model", tuned_info["cached"]),
-                     ("ColBERT projection", colbert["cached"])]:
+                     ("ColBERT projection", proj["cached"])]:
     print(f"{name:20s} {'loaded from the cache' if cached else 'trained now'}")
 
 tasks = {name: Retrieval.from_dataset(m, test) for name, m in [("base", base), ("MRL", mrl), ("tuned", tuned)]}
@@ -98,7 +97,7 @@ def measure(name, family, nbytes, fn):
 
 
 def hamming(q_codes, codes, k=K):
-    d, i = search.hamming_topk(q_codes, codes, k)
+    d, i = binary.hamming_topk(q_codes, codes, k)
     return -d.astype(np.float32), i  # smaller distance is better
 
 
@@ -127,7 +126,8 @@ for label, task in [("base", tasks["base"]), ("fine-tuned", tasks["tuned"])]:
     rows.append(measure(f"{label} binary (Hamming)", family, codes.shape[1],
                         lambda: hamming(quantization.quantize_binary(q), codes)))
     rows.append(measure(f"{label} binary + int8 rescore x4", family, codes.shape[1] + c.shape[1],
-                        lambda: search.binary_search(q, codes, K, 4, int8_store, "int8", r8)))
+                        lambda: binary.binary_search(q, codes, K, multiplier=4, rescore_corpus=int8_store,
+                                                             precision="int8", ranges=r8)))
 print(markdown_table(rows))
 
 # %% [markdown]
@@ -150,12 +150,12 @@ int8_store = quantization.quantize_scalar(c, r8, "int8")
 
 
 def mrl_funnel_int8(q=q):
-    _, cand = search.hamming_topk(quantization.quantize_binary(np.ascontiguousarray(q[:, :64])), codes64, 100)
-    return search.rescore(q, cand, int8_store, K, "int8", r8)  # stage 2: int8 codes of all 384 dims
+    _, cand = binary.hamming_topk(quantization.quantize_binary(np.ascontiguousarray(q[:, :64])), codes64, 100)
+    return binary.rescore(q, cand, int8_store, K, precision="int8", ranges=r8)  # stage 2: int8 codes of all 384 dims
 
 
 rows.append(measure("MRL 64 bits -> top 100 -> fp32 384", "Matryoshka", 8 + 4 * c.shape[1],
-                    lambda: matryoshka.funnel_search(q, c, K, 64, 100, True, codes64)))
+                    lambda: matryoshka.funnel_search(q, c, K, shortlist_dim=64, binary=True, index=codes64)))
 rows.append(measure("MRL 64 bits -> top 100 -> int8 384", "Matryoshka", 8 + c.shape[1], mrl_funnel_int8))
 print(markdown_table(rows[-8:]))
 
@@ -165,14 +165,14 @@ print(markdown_table(rows[-8:]))
 # fuses the two top-100 lists with reciprocal rank fusion.
 
 # %%
-cb_q, cb_d = li.project(q_tok, q_mask, colbert["weight"]), li.project(doc_tok, doc_mask, colbert["weight"])
+cb_q, cb_d = colbert.project(q_tok, q_mask, proj["weight"]), colbert.project(doc_tok, doc_mask, proj["weight"])
 token_bytes = float(doc_mask.sum(axis=1).mean() * cb_d.shape[2] * 2)  # real tokens x 128 dims x 2 bytes
 rows.append(measure("ColBERT-style MaxSim, fp16 tokens", "multi-vector", token_bytes,
-                    lambda: li.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=K)))
+                    lambda: maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=K)))
 bq, bc = tasks["base"].query_emb, tasks["base"].corpus_emb
 dense_index = faiss_flat("fp32", bc)
 rows.append(measure("dense top 100 -> MaxSim rerank", "multi-vector", 4 * bc.shape[1] + token_bytes,
-                    lambda: li.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=K,
+                    lambda: maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=K,
                                            candidates=dense_index.search(bq, 100)[1])))
 
 bm25 = sparse.BM25Index.build([document_text(test.corpus[d]) for d in doc_ids])

@@ -9,7 +9,7 @@ from sentence_transformers.util import quantize_embeddings
 from sentence_transformers.util.quantization import semantic_search_faiss
 
 from course_lib import quantization as Q
-from course_lib.search import (binary_search, faiss_binary_index, hamming_distances, hamming_topk,
+from course_lib.binary import (binary_search, faiss_binary_index, hamming_distances, hamming_topk,
                                hamming_topk_reference, rescore)
 
 
@@ -63,9 +63,9 @@ def test_bad_input_is_named():
     with pytest.raises(TypeError, match="query_codes must be a 2-D uint8 array"):
         hamming_topk(c.astype(np.int8), c, 1)
     with pytest.raises(ValueError, match=r"k must be an int in \[1, 5\] \(the shortlist length\)"):
-        rescore(np.ones((10, 64), np.float32), np.zeros((10, 5), int), c, 6, "ubinary")
+        rescore(np.ones((10, 64), np.float32), np.zeros((10, 5), int), c, 6, precision="ubinary")
     with pytest.raises(ValueError, match="need the ranges"):
-        rescore(np.ones((1, 8), np.float32), np.zeros((1, 2), int), c.view(np.int8), 1, "int8")
+        rescore(np.ones((1, 8), np.float32), np.zeros((1, 2), int), c.view(np.int8), 1, precision="int8")
     docs = np.ones((4, 3), np.float32)
     docs[3, 0] = np.nan
     rescore(np.ones((1, 3), np.float32), np.array([[0, 2]]), docs, 1)  # a NaN outside the shortlist is never read
@@ -90,7 +90,7 @@ def test_rescoring_binary_matches_sentence_transformers_on_the_same_shortlist(em
     results, _ = semantic_search_faiss(queries, corpus_embeddings=codes, corpus_precision="ubinary",
                                        top_k=10, rescore_multiplier=4)
     _, shortlist = faiss_binary_index(codes).search(Q.quantize_binary(queries), 40)  # ST's shortlist
-    _, ours = rescore(queries, shortlist, codes, 10, "ubinary")
+    _, ours = rescore(queries, shortlist, codes, 10, precision="ubinary")
     np.testing.assert_array_equal(ours, [[r["corpus_id"] for r in row] for row in results])
 
 
@@ -103,7 +103,7 @@ def test_rescoring_uint8_matches_sentence_transformers_which_dequantizes(emb):
     flat = faiss.IndexFlatIP(384)
     flat.add(codes.astype(np.float32))  # ST's shortlist: raw uint8 codes, inner product
     _, shortlist = flat.search(quantize_embeddings(queries, "uint8", ranges=r.as_array()).astype(np.float32), 30)
-    scores, ours = rescore(queries, shortlist, codes, 10, "uint8", r)
+    scores, ours = rescore(queries, shortlist, codes, 10, precision="uint8", ranges=r)
     np.testing.assert_array_equal(ours, [[x["corpus_id"] for x in row] for row in results])
     np.testing.assert_allclose(scores, [[x["score"] for x in row] for row in results], atol=1e-5)
 

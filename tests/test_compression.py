@@ -8,6 +8,7 @@ import pytest
 from course_lib import compression as C
 from course_lib import quantization as Q
 from course_lib.data import load_beir
+from course_lib.finetune import compression_check
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +76,25 @@ def test_binary_rescoring_curve_and_scoring_variants(task):
 
 
 def test_compression_check_matches_the_precision_table(task, table):
-    rows = {r["representation"]: r for r in C.compression_check(task)}
+    rows = {r["representation"]: r for r in compression_check(task)}
     assert rows["fp32"]["ndcg@10"] == round(task.fp32_ndcg, 4) and rows["fp32"]["bytes/doc"] == 1536
     assert rows["int8"]["ndcg@10"] == table[("int8", "min-max")]["ndcg@10 sym"]
     assert rows["binary (Hamming)"]["ndcg@10"] == round(C.hamming_ndcg(task), 4)
     assert rows["binary + int8 rescore x4"]["retention"] > rows["binary (Hamming)"]["retention"] + 0.03
     assert rows["first 64 dims (fp32)"]["bytes/doc"] == 256 and rows["first 64 dims (fp32)"]["retention"] < 0.9
+
+
+@pytest.mark.parametrize("n", [5, 7, 1])
+def test_per_batch_quantizes_every_row_with_its_own_batchs_ranges(n):
+    """A final batch of one row borrows the row before it to calibrate, and must not overwrite that row."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    x_hat, codes = C._per_batch(x, 8, 2)
+    for start in range(0, n, 2):
+        rows = slice(start, min(start + 2, n))
+        calib = x[rows] if rows.stop - rows.start == 2 else x[max(0, start - 1):rows.stop]
+        upper = np.maximum(calib.max(0), calib.min(0) + np.float32(1e-6)).astype(np.float32)
+        r = Q.Ranges(calib.min(0), upper, "minmax", len(calib))
+        want = Q.quantize_scalar(x[rows], r, "uint8", 8)
+        np.testing.assert_array_equal(codes[rows], want)
+        np.testing.assert_allclose(x_hat[rows], Q.dequantize_scalar(want, r, 8), atol=1e-6)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
-from course_lib import data
+from course_lib import data, fetch
 from course_lib.data import DataChecksumError, DataMissingError, load_beir, load_sts
 
 MIRROR = data.DATA_ROOT  # filled by `make data`
@@ -103,10 +102,10 @@ def test_missing_folder_is_reported(tmp_path, monkeypatch):
 
 def test_fetch_from_mirror_and_repair(tmp_path):
     mirror = data.DATA_ROOT  # a verified copy stands in for ../shared/data
-    dest = data.fetch("scifact", mirror=mirror, dest_root=tmp_path)
+    dest = fetch.fetch("scifact", mirror=mirror, dest_root=tmp_path)
     data.verify("scifact", dest)
     (dest / "corpus.jsonl").write_bytes(b"{}\n")  # damage it: the next fetch replaces it
-    data.fetch("scifact", mirror=mirror, dest_root=tmp_path)
+    fetch.fetch("scifact", mirror=mirror, dest_root=tmp_path)
     data.verify("scifact", dest)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scifact"]  # no temporary folders left
 
@@ -117,18 +116,18 @@ def test_fetch_rejects_a_bad_mirror_and_keeps_nothing(tmp_path):
     with open(mirror / "stsbenchmark" / "sts-dev.csv", "ab") as fh:
         fh.write(b"extra\tline\n")
     with pytest.raises(DataChecksumError, match=r"mirror .* bad copy.*sts-dev\.csv"):
-        data.fetch("stsbenchmark", mirror=mirror, dest_root=tmp_path / "out")
+        fetch.fetch("stsbenchmark", mirror=mirror, dest_root=tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_cli_verify_and_fetch(capsys, tmp_path):
-    assert data.main(["verify"]) == 0
+    assert fetch.main(["--verify"]) == 0
     assert "scifact: ok" in capsys.readouterr().out
     bad = tmp_path / "empty"
     bad.mkdir()
     # no mirror folder for the name and an unreachable URL: a clear error, exit 1
-    code = data.main(["fetch", "stsbenchmark", "--mirror", str(bad), "--url", "ftp://x", "--dest", str(bad)])
+    code = fetch.main(["stsbenchmark", "--mirror", str(bad), "--url", "ftp://x", "--dest", str(bad)])
     assert code == 1 and "url must be http(s)" in capsys.readouterr().err
     assert list(bad.iterdir()) == []
-    assert data.main(["fetch", "stsbenchmark", "--mirror", str(data.DATA_ROOT), "--dest", str(tmp_path / "d")]) == 0
+    assert fetch.main(["stsbenchmark", "--mirror", str(data.DATA_ROOT), "--dest", str(tmp_path / "d")]) == 0
     data.verify("stsbenchmark", tmp_path / "d" / "stsbenchmark")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.server
 import io
 import tarfile
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from course_lib import data
+from course_lib import data, fetch
 from course_lib.data import DataChecksumError, DataError
 
 
@@ -55,12 +56,17 @@ def scifact_zip(alter: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def sts_tarball() -> bytes:
+def sts_tarball(alter: bool = False) -> bytes:
     src = data.locate("stsbenchmark")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         for rel in data.load_manifest()["stsbenchmark"]["files"]:
-            tf.add(src / rel, arcname=f"stsbenchmark/{rel}")
+            raw = (src / rel).read_bytes()
+            if alter and rel == "sts-test.csv":
+                raw = raw.replace(b"a", b"e", 1)
+            info = tarfile.TarInfo(f"stsbenchmark/{rel}")
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
     return buf.getvalue()
 
 
@@ -71,24 +77,59 @@ def _leftovers(root: Path) -> list[str]:
 def test_download_zip_verifies_and_normalizes_line_endings(server, tmp_path):
     base, routes = server
     routes["/scifact.zip"] = (scifact_zip(), None)
-    dest = data.fetch("scifact", mirror=None, url=f"{base}/scifact.zip", dest_root=tmp_path)
+    dest = fetch.fetch("scifact", mirror=None, url=f"{base}/scifact.zip", dest_root=tmp_path)
     data.verify("scifact", dest)
     assert b"\r\n" not in (dest / "qrels" / "test.tsv").read_bytes()
     assert _leftovers(tmp_path) == ["scifact"]
 
 
-def test_download_tarball(server, tmp_path):
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch):
+    """The process's temporary folder, moved to an empty folder of this test's own so it can be listed."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+def _cut_inside_the_third_file(body: bytes, scratch: Path) -> bytes:
+    """The tarball cut short inside sts-test.csv: extracting it writes sts-train.csv and sts-dev.csv, then fails."""
+    cut = body[: len(body) * 9 // 10]
+    with pytest.raises((EOFError, tarfile.TarError)), tarfile.open(fileobj=io.BytesIO(cut)) as tf:
+        tf.extractall(scratch, filter="data")
+    assert {"sts-train.csv", "sts-dev.csv"} <= {p.name for p in (scratch / "stsbenchmark").iterdir()}
+    return cut
+
+
+def test_download_tarball_leaves_no_partial_files(server, tmp_path, temp_dir):
     base, routes = server
-    routes["/Stsbenchmark.tar.gz"] = (sts_tarball(), None)
-    dest = data.fetch("stsbenchmark", url=f"{base}/Stsbenchmark.tar.gz", dest_root=tmp_path)
+    url = f"{base}/Stsbenchmark.tar.gz"
+    dest_root = tmp_path / "data"
+    good = sts_tarball()
+    cut = _cut_inside_the_third_file(good, tmp_path / "scratch")
+    failures = {
+        "interrupted download": ((good[: len(good) // 2], len(good)), DataError, "interrupted"),
+        "extraction cut short": ((cut, None), DataError, r"archive from .* is corrupt"),
+        "content that does not verify": ((sts_tarball(alter=True), None), DataChecksumError, r"sts-test\.csv"),
+    }
+    for case, (route, error, match) in failures.items():
+        routes["/Stsbenchmark.tar.gz"] = route
+        with pytest.raises(error, match=match):
+            fetch.fetch("stsbenchmark", url=url, dest_root=dest_root)
+        # the data folder and the temporary folder as the failure left them: no archive, staging or half data set
+        assert (_leftovers(dest_root), _leftovers(temp_dir)) == ([], []), case
+    routes["/Stsbenchmark.tar.gz"] = (good, None)
+    dest = fetch.fetch("stsbenchmark", url=url, dest_root=dest_root)
     data.verify("stsbenchmark", dest)
+    assert (_leftovers(dest_root), _leftovers(temp_dir)) == (["stsbenchmark"], [])
+    assert sorted(p.name for p in dest.iterdir()) == sorted(data.load_manifest()["stsbenchmark"]["files"])
 
 
 def test_corrupt_archive_content_is_rejected_and_leaves_nothing(server, tmp_path):
     base, routes = server
     routes["/scifact.zip"] = (scifact_zip(alter=True), None)
     with pytest.raises(DataChecksumError, match=r"did not verify.*corpus\.jsonl"):
-        data.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
+        fetch.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
     assert _leftovers(tmp_path) == []
 
 
@@ -97,7 +138,7 @@ def test_interrupted_download_is_rejected_and_leaves_nothing(server, tmp_path):
     body = scifact_zip()
     routes["/scifact.zip"] = (body[: len(body) // 3], len(body))
     with pytest.raises(DataError, match="interrupted"):
-        data.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
+        fetch.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
     assert _leftovers(tmp_path) == []
 
 
@@ -105,16 +146,16 @@ def test_garbage_download_is_rejected(server, tmp_path):
     base, routes = server
     routes["/scifact.zip"] = (b"<html>not found</html>", None)
     with pytest.raises(DataError, match="neither a zip nor a tar"):
-        data.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
+        fetch.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
     assert _leftovers(tmp_path) == []
 
 
 def test_failed_download_keeps_a_good_existing_copy_untouched(server, tmp_path):
     base, routes = server
     routes["/scifact.zip"] = (scifact_zip(), None)
-    dest = data.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
+    dest = fetch.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path)
     before = data.sha256_file(dest / "corpus.jsonl")
     routes["/scifact.zip"] = (b"garbage", None)
     # an existing verified copy is kept: no download is even attempted
-    assert data.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path) == dest
+    assert fetch.fetch("scifact", url=f"{base}/scifact.zip", dest_root=tmp_path) == dest
     assert data.sha256_file(dest / "corpus.jsonl") == before

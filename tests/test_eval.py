@@ -1,7 +1,7 @@
 """The baseline on the full SciFact test split agrees with sentence-transformers' own evaluator.
 
-Marked slow: on a cold cache it encodes the 5,183 SciFact abstracts once (about 3-4 minutes on two
-CPU cores); `make test` runs it, and every later run reads the cached embeddings.
+The full-corpus tests are marked slow: on a cold cache they encode the 5,183 SciFact abstracts once (about 3-4
+minutes on two CPU cores); `make test` runs them, and every later run reads the cached embeddings.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from course_lib import eval as course_eval
 from course_lib.data import document_text, load_beir
 from course_lib.embed import encode_corpus
 
-pytestmark = pytest.mark.slow
-
-
 @pytest.fixture(scope="module")
 def scifact_test():
     return load_beir("scifact", "test", small=False)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_baseline(capsys):
     assert course_eval.main(["--model", "base", "--dataset", "scifact", "--split", "test", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -38,6 +36,7 @@ def test_cli_prints_the_baseline(capsys):
     assert figures["encode_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_cached_embeddings_equal_a_plain_sentence_transformers_encode(model, scifact_test):
     emb = encode_corpus(model, scifact_test.corpus, show_progress=False)
     ids = list(scifact_test.corpus)
@@ -46,6 +45,7 @@ def test_cached_embeddings_equal_a_plain_sentence_transformers_encode(model, sci
     np.testing.assert_allclose(emb[sample], model.encode(texts, convert_to_numpy=True), atol=2e-5)
 
 
+@pytest.mark.slow
 def test_ndcg_matches_information_retrieval_evaluator(model, scifact_test):
     ds = scifact_test
     res = course_eval.evaluate_dense(model, ds, show_progress=False)
@@ -63,3 +63,24 @@ def test_ndcg_matches_information_retrieval_evaluator(model, scifact_test):
     assert res["metrics"]["ndcg@10"] == pytest.approx(st_scores["ndcg@k"][10], abs=0.002)
     assert res["metrics"]["mrr@10"] == pytest.approx(st_scores["mrr@k"][10], abs=0.002)
     assert res["metrics"]["recall@100"] == pytest.approx(st_scores["recall@k"][100], abs=0.002)
+
+
+def test_evaluate_dense_leaves_the_batch_size_to_the_device(model, monkeypatch):
+    """``evaluate_dense`` used to pass 64 whatever the device; the encoder now picks (256 on a GPU)."""
+    seen = {}
+
+    def spy(name, real):
+        def wrapped(m, texts, **kw):
+            seen[name] = kw.get("batch_size")
+            return real(m, texts, **kw)
+        return wrapped
+
+    monkeypatch.setattr(course_eval, "encode_corpus", spy("corpus", course_eval.encode_corpus))
+    monkeypatch.setattr(course_eval, "encode_queries", spy("queries", course_eval.encode_queries))
+    ds = load_beir("scifact", "test", small=True)
+    ds.corpus = dict(list(ds.corpus.items())[:20])
+    ds.queries = dict(list(ds.queries.items())[:3])
+    course_eval.evaluate_dense(model, ds, k=5, show_progress=False)
+    assert seen == {"corpus": None, "queries": None}
+    course_eval.evaluate_dense(model, ds, k=5, batch_size=8, show_progress=False)
+    assert seen == {"corpus": 8, "queries": 8}

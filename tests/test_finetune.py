@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from course_lib import finetune as F
+from course_lib import training as T
 from course_lib.data import load_beir
 
 
@@ -20,38 +21,57 @@ def test_ds():
 
 
 def test_examples_come_from_train_qrels_only(train, test_ds):
-    ex = F.train_examples(train)
+    ex = T.train_examples(train)
     assert len(ex) == sum(1 for rel in train.qrels.values() for r in rel.values() if r > 0)
     assert all(train.qrels[e.query_id][e.doc_id] > 0 and e.query == train.queries[e.query_id] for e in ex)
     with pytest.raises(ValueError, match="must come from the train split, got 'test'"):
-        F.train_examples(test_ds)
+        T.train_examples(test_ds)
 
 
 def test_leakage_guard_catches_ids_and_texts(train, test_ds):
-    raw = F.train_examples(train)
-    with pytest.raises(F.LeakageError, match=r"2 test query text\(s\) found in the training data, e.g. test query '870'"):
-        F.check_no_leakage([e.query_id for e in raw], [e.query for e in raw], test_ds)  # SciFact's own duplicates
-    assert F.duplicate_queries(train, test_ds) == {"871": "870", "1291": "1292"}
-    ex = F.train_examples(train, test_ds)
+    raw = T.train_examples(train)
+    with pytest.raises(T.LeakageError, match=r"2 test query text\(s\) found in the training data, e.g. test query '870'"):
+        T.check_no_leakage([e.query_id for e in raw], [e.query for e in raw], test_ds)  # SciFact's own duplicates
+    assert T.duplicate_queries(train, test_ds) == {"871": "870", "1291": "1292"}
+    ex = T.train_examples(train, test_ds)
     assert len(raw) - len(ex) == sum(1 for e in raw if e.query_id in ("871", "1291")) > 0
     texts = [e.query for e in ex] + [e.document for e in ex]
-    stats = F.check_no_leakage([e.query_id for e in ex], texts, test_ds)
+    stats = T.check_no_leakage([e.query_id for e in ex], texts, test_ds)
     assert stats["test_queries"] == len(test_ds.queries)
     tid, ttext = next(iter(test_ds.queries.items()))
-    with pytest.raises(F.LeakageError, match=rf"1 test query id\(s\) are in the training data, e.g. '{tid}'"):
-        F.check_no_leakage([e.query_id for e in ex] + [tid], texts, test_ds)
+    with pytest.raises(T.LeakageError, match=rf"1 test query id\(s\) are in the training data, e.g. '{tid}'"):
+        T.check_no_leakage([e.query_id for e in ex] + [tid], texts, test_ds)
     padded = "  " + ttext.upper().replace(" ", "   ") + " and more words"
-    with pytest.raises(F.LeakageError, match=rf"test query '{tid}'"):
-        F.check_no_leakage([e.query_id for e in ex], texts + [padded], test_ds)  # case, spacing, inside a text
+    with pytest.raises(T.LeakageError, match=rf"test query '{tid}'"):
+        T.check_no_leakage([e.query_id for e in ex], texts + [padded], test_ds)  # case, spacing, inside a text
 
 
+def test_every_training_starts_from_guarded_examples(train, test_ds):
+    """MRL (05), fine-tuning (06) and the ColBERT projection (04) all take their pairs from guarded_examples."""
+    import copy
+
+    from course_lib.matryoshka import mrl_pairs
+
+    ex, stats = T.guarded_examples(train, test_ds)
+    assert stats["train_queries_duplicating_test"] == ["1291", "871"] and stats["test_queries"] == len(test_ds.queries)
+    assert [(e.query, e.document) for e in ex] == mrl_pairs(train, test_ds)
+    with pytest.raises(ValueError, match="test_ds is required"):
+        T.guarded_examples(train, None)
+    leaky = copy.deepcopy(train)
+    first = ex[0]
+    leaky.corpus[first.doc_id] = {"title": "", "text": "Background. " + next(iter(test_ds.queries.values()))}
+    with pytest.raises(T.LeakageError, match="test query text"):  # a test claim inside a training document
+        mrl_pairs(leaky, test_ds)
+
+
+@pytest.mark.slow
 def test_mining_equals_sentence_transformers(model, train, tmp_path):
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
     from course_lib.data import document_text
 
-    ex = F.train_examples(train)[:40]
+    ex = T.train_examples(train)[:40]
     docs = [document_text(d) for d in list(train.corpus.values())[:600]]
     data = Dataset.from_dict({"anchor": [e.query for e in ex], "positive": [e.document for e in ex]})
     corpus = list(dict.fromkeys(docs + [e.document for e in ex]))  # the corpus sentence-transformers builds
@@ -96,11 +116,12 @@ def test_margin_filter_drops_likely_false_negatives():
     assert idx.tolist() == [[-1, -1]] and np.isinf(s).all()  # nothing is 0.5 below the positive
 
 
+@pytest.mark.slow
 def test_training_columns_and_cached_training(tmp_cache, train, model):
     from course_lib.config import Config
 
     small = F.finetune_recipe(Config("cpu", True, False, tmp_cache, 0), "filtered")
-    cols, stats = F.training_columns(model, train, small, load_beir("scifact", "test", small=True),
+    cols, stats = F.training_columns(model, train, load_beir("scifact", "test", small=True), small,
                                      show_progress=False)
     assert list(cols) == ["anchor", "positive", "negative_1"] and stats["rows"] + stats["dropped"] == 96
     assert stats["train_queries_duplicating_test"] == ["1291", "871"]
@@ -124,11 +145,12 @@ def test_cached_mnrl_gives_the_loss_and_gradients_of_mnrl(train):
 
     model = load_model(device="cpu")
     model.eval()  # no dropout: both passes see the same network
-    ex = F.train_examples(train)[:8]
+    ex = T.train_examples(train)[:8]
     grads = {}
     for name, mini in [("mnrl", 16), ("cached_mnrl", 3)]:  # 3 does not divide 8: a ragged last mini-batch
         model.zero_grad()
-        feats = [model.preprocess([e.query for e in ex]), model.preprocess([e.document for e in ex])]
+        docs = [e.document[:400] for e in ex]  # the loss does not care about length; short texts keep it quick
+        feats = [model.preprocess([e.query for e in ex]), model.preprocess(docs)]
         loss = F.make_loss(model, name, mini_batch_size=mini)(feats, None)
         loss.backward()
         w = next(p for n, p in model.named_parameters() if n.endswith("query.weight"))

@@ -54,9 +54,9 @@ def test_funnel_search_with_a_full_shortlist_is_exact_and_binary_works():
     assert (bi[:, 0] == np.arange(10)).all()  # each query's own document survives the binary funnel
     index = funnel_index(c, 64, binary=True)
     assert index.shape == (300, 8) and index.dtype == np.uint8  # 8 bytes a document
-    np.testing.assert_array_equal(funnel_search(q, c, 10, 64, 100, True, index=index)[1], bi)
+    np.testing.assert_array_equal(funnel_search(q, c, 10, shortlist_dim=64, binary=True, index=index)[1], bi)
     with pytest.raises(ValueError, match=r"index must be funnel_index\(corpus_emb, 64, binary=False\)"):
-        funnel_search(q, c, 10, 64, 100, False, index=index)
+        funnel_search(q, c, 10, shortlist_dim=64, index=index)
     with pytest.raises(ValueError, match=r"k must be an int in \[1, min\(shortlist, N\)\] = \[1, 5\]"):
         funnel_search(q, c, 10, shortlist=5)
 
@@ -68,6 +68,7 @@ def _run(cmd, tmp_path):
     return res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["python", "torchrun"])
 def test_training_command_line_runs_on_one_cpu_process(launcher, tmp_path, model):
     out = tmp_path / "mrl"
@@ -93,7 +94,7 @@ def test_matryoshka_loss_equals_sentence_transformers(model):
     from course_lib.data import load_beir
     from course_lib.matryoshka import mrl_pairs
 
-    pairs = mrl_pairs(load_beir("scifact", "train", small=True))[:6]
+    pairs = mrl_pairs(load_beir("scifact", "train", small=True), load_beir("scifact", "test", small=True))[:6]
     queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
     dims, weights = (384, 128, 32), (1.0, 0.5, 2.0)
     theirs_fn = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=list(dims),
@@ -123,6 +124,7 @@ def test_sts_by_dim_equals_embedding_similarity_evaluator(model):
     assert ours[32] < ours[384]  # the base model is not Matryoshka-trained: 32 dims lose rank agreement
 
 
+@pytest.mark.slow
 def test_mrl_model_trains_once_then_loads_from_the_cache(tmp_cache, model):
     recipe = MrlRecipe(epochs=1.0, batch_size=4, max_steps=2, limit=8, dims=(384, 64))
     tuned, info = mrl_model(recipe, device="cpu", small=True, show_progress=False)

@@ -1,12 +1,13 @@
 """The notebook machinery: the single-source build, execution of every notebook, and autograding.
 
 Notebooks run in small mode (COURSE_SMALL=1, a 1,500-document sub-corpus) with the `embeddings-course` kernel.
+Every test that executes a notebook (nbval, the student runs, autograding, the self-check) is marked `notebooks`;
+the build and inspection tests are not (they execute nothing), so the fast loop still catches a stale notebooks/.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -16,8 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_lib import grading, notebooks
-from course_lib.notebooks import LEAK_MARKERS, NOTEBOOKS, REPO_ROOT, stems
+from course_lib.tools import grading, notebooks
+from course_lib.tools.notebooks import LEAK_MARKERS, NOTEBOOKS, REPO_ROOT, stems
 
 STEMS = stems()
 
@@ -65,6 +66,7 @@ def _env():
     return {**os.environ, "COURSE_SMALL": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("stem", STEMS)
 def test_solution_notebook_runs_under_nbval(stem, fresh_build):
     path = fresh_build / "nbgrader" / "source" / stem / f"{stem}.ipynb"
@@ -74,6 +76,7 @@ def test_solution_notebook_runs_under_nbval(stem, fresh_build):
     assert res.returncode == 0, res.stdout[-4000:]
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("stem", STEMS)
 def test_student_notebook_fails_only_in_exercises_with_not_implemented(stem, monkeypatch):
     monkeypatch.setenv("COURSE_SMALL", "1")
@@ -134,6 +137,7 @@ def _points(rows, student):
     return {ex: r.points for (s, ex), r in rows.items() if s == student}
 
 
+@pytest.mark.notebooks
 def test_solution_scores_full_marks_and_blank_scores_zero(graded):
     rows, _, out = graded
     full = rows[("solution", "TOTAL")]
@@ -142,23 +146,28 @@ def test_solution_scores_full_marks_and_blank_scores_zero(graded):
     assert out.read_text().splitlines()[0] == "student,assignment,exercise,points,max_points,status"
 
 
+@pytest.mark.notebooks
 def test_an_exercise_that_raises_loses_only_its_points(graded):
     assert _points(graded[0], "raises") == {"bm25_weight_tests": 0, "cosine_topk_tests": 2, "rrf_tests": 2, "TOTAL": 4}
 
 
+@pytest.mark.notebooks
 def test_an_infinite_loop_is_stopped_and_the_rest_still_graded(graded):
     assert _points(graded[0], "loops") == {"bm25_weight_tests": 2, "cosine_topk_tests": 0, "rrf_tests": 2, "TOTAL": 4}
 
 
+@pytest.mark.notebooks
 def test_editing_a_locked_test_cell_earns_nothing(graded):
     assert _points(graded[0], "edits_tests") == {"bm25_weight_tests": 2, "cosine_topk_tests": 2, "rrf_tests": 0, "TOTAL": 4}
 
 
+@pytest.mark.notebooks
 def test_the_grader_never_modifies_submissions(graded):
     _, before, _ = graded
     assert {p: _sha(p) for p in before} == before
 
 
+@pytest.mark.notebooks
 def test_self_check_grades_a_copy_and_leaves_the_learner_file_alone(capsys):
     path = NOTEBOOKS / f"{STEM}.ipynb"
     sha = _sha(path)

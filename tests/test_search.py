@@ -79,7 +79,7 @@ def test_run_from_topk_maps_ids_and_checks_shapes():
 
 
 def test_hamming_distances_equal_faiss_binary_flat():
-    from course_lib.search import hamming_distances
+    from course_lib.binary import hamming_distances
 
     rng = np.random.default_rng(3)
     corpus = rng.integers(0, 256, (300, 48), dtype=np.uint8)

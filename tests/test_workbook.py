@@ -1,18 +1,21 @@
 """`make workbook`: headless execution of notebook sources, progress, executed copies, plots and the report.
 
-Runs two tiny notebooks (seconds); the course's own notebooks run in tests/test_notebooks.py.
+Runs two tiny notebooks (seconds); the course's own notebooks run in tests/test_notebooks.py. The tests that
+start a kernel are marked `notebooks`; the refusal of an unknown notebook and `make -n workbook` start none.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from course_lib import report, workbook
+from course_lib.tools import report, workbook
+from course_lib.tools.notebooks import SOLUTIONS, stems
 from course_lib.paths import REPO_ROOT
 
 HEADER = "# %%\n"
@@ -25,7 +28,7 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
 
-from course_lib.report import record
+from course_lib.tools.report import record
 
 record("nDCG@10, toy", 0.61234)
 record("size", 1536, "bytes")
@@ -61,11 +64,12 @@ def ran(tmp_path_factory):
     (src / "01_ok.py").write_text(OK)
     (src / "02_fails.py").write_text(FAILS)
     out = tmp_path_factory.mktemp("workbook")
-    res = subprocess.run([sys.executable, "-m", "course_lib.workbook", "--sources", str(src), "--out", str(out),
+    res = subprocess.run([sys.executable, "-m", "course_lib.tools.workbook", "--sources", str(src), "--out", str(out),
                           "--cell-timeout", "120"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     return res, out
 
 
+@pytest.mark.notebooks
 def test_a_failing_notebook_is_named_with_its_cell_and_the_run_exits_non_zero(ran):
     res, out = ran
     assert res.returncode == 1
@@ -76,6 +80,7 @@ def test_a_failing_notebook_is_named_with_its_cell_and_the_run_exits_non_zero(ra
     assert "**1 failed**: 02_fails" in text
 
 
+@pytest.mark.notebooks
 def test_the_report_holds_every_recorded_figure_and_the_plots(ran):
     _, out = ran
     text = (out / "REPORT.md").read_text()
@@ -87,6 +92,7 @@ def test_the_report_holds_every_recorded_figure_and_the_plots(ran):
     assert ok["plots"] == ["01_ok-c003-0.png"] and (out / "figures" / "01_ok-c003-0.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.notebooks
 def test_executed_copies_are_saved_even_for_the_failing_notebook(ran):
     import nbformat
 
@@ -98,9 +104,17 @@ def test_executed_copies_are_saved_even_for_the_failing_notebook(ran):
     assert report.figures_in(nbformat.read(out / "01_ok.ipynb", as_version=4))[0]["value"] == pytest.approx(0.61234)
 
 
-def test_unknown_notebook_is_refused_with_the_list(tmp_path):
-    with pytest.raises(SystemExit):
-        workbook.main(["--only", "99", "--out", str(tmp_path)])
+def test_unknown_notebook_is_refused_with_the_list(tmp_path, capsys):
+    known = stems(SOLUTIONS)
+    assert "01_embedding_taxonomy" in known and len(known) > 1
+    with pytest.raises(SystemExit) as exc:
+        workbook.main(["--only", "01", "99", "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "no notebook ['99']; the notebooks are " in err, err  # only the unknown one is named as unknown
+    listed = err.split("the notebooks are ", 1)[1]
+    assert [s for s in known if s not in listed] == [], f"the refusal does not list every notebook: {err}"
+    assert not (tmp_path / "out").exists()  # refused before anything ran or was written
 
 
 def test_record_refuses_what_is_not_a_finite_number(capsys):
@@ -113,6 +127,66 @@ def test_record_refuses_what_is_not_a_finite_number(capsys):
         report.record(" ", 1.0)
 
 
-def test_makefile_has_the_workbook_target():
-    mk = (REPO_ROOT / "Makefile").read_text()
-    assert "workbook: setup\n\t$(BIN)/python -m course_lib.workbook $(WORKBOOK_ARGS)" in mk
+TINY = '''# %% [markdown]
+# # 01 tiny
+
+# %%
+from course_lib.tools.report import record
+
+record("answer", 42)
+'''
+
+
+def _make(*args: str, stamp) -> subprocess.CompletedProcess:
+    """`make <args>` in the repository, with the set-up stamp pointed at ``stamp``.
+
+    A stamp file that exists stands for a finished set-up (what `make test` has just ensured), so the test never
+    re-installs .venv even when pyproject.toml or the Makefile changed since; a missing one makes `make` plan the
+    set-up. The variables of an enclosing `make test` (MAKEFLAGS) are not passed down.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}}
+    cmd = ["make", "--no-print-directory", *args, f"STAMP={stamp}"]
+    with subprocess.Popen(cmd, cwd=REPO_ROOT, env={**env, "COURSE_SMALL": "1"}, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # make, the runner and its kernel: nothing keeps running
+            proc.communicate()
+            pytest.fail(f"`{' '.join(cmd)}` took over 120 s (a tiny notebook takes seconds)")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_make_workbook_sets_up_first_then_runs_the_runner_with_its_args(tmp_path):
+    args = f"--only 01 --sources {tmp_path / 'src'} --out {tmp_path / 'out'}"
+    res = _make("-n", "workbook", f"WORKBOOK_ARGS={args}", stamp=tmp_path / "no-stamp-yet")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    install = next(i for i, ln in enumerate(lines) if 'pip install --quiet -e ".[test]"' in ln)
+    fetch = next(i for i, ln in enumerate(lines) if "-m course_lib.fetch --mirror" in ln)
+    runner = lines.index(f".venv/bin/python -m course_lib.tools.workbook {args}")
+    assert install < fetch < runner == len(lines) - 1, res.stdout  # the whole `setup`, then the runner
+    assert not (tmp_path / "no-stamp-yet").exists() and not (tmp_path / "out").exists()  # -n ran nothing
+
+
+def test_make_workbook_refuses_an_unknown_notebook_with_the_list_and_fails(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "01_tiny.py").write_text(TINY)
+    (tmp_path / "stamp").touch()
+    res = _make("workbook", f"WORKBOOK_ARGS=--only 99 --sources {tmp_path / 'src'} --out {tmp_path / 'out'}",
+                stamp=tmp_path / "stamp")
+    assert res.returncode != 0 and "the notebooks are 01_tiny" in res.stderr, res.stdout + res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.notebooks
+def test_make_workbook_runs_the_notebooks_and_writes_the_report(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "01_tiny.py").write_text(TINY)
+    (tmp_path / "stamp").touch()
+    res = _make("workbook", f"WORKBOOK_ARGS=--sources {tmp_path / 'src'} --out {tmp_path / 'out'} --cell-timeout 120",
+                stamp=tmp_path / "stamp")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "[1/1] 01_tiny: ok in" in res.stdout and "workbook: 1/1 notebooks ran" in res.stdout
+    assert "| 01_tiny | answer | 42 |" in (tmp_path / "out" / "REPORT.md").read_text()
+    assert (tmp_path / "out" / "01_tiny.ipynb").is_file()

@@ -1,7 +1,7 @@
 """Autograde submissions with nbgrader, safely.
 
-    python -m course_lib.grading grade SUBMISSIONS [--out grades.csv]   # what `make grade` runs
-    python -m course_lib.grading check 01                                # what `make check NB=01` runs
+    python -m course_lib.tools.grading grade SUBMISSIONS [--out grades.csv]   # what `make grade` runs
+    python -m course_lib.tools.grading check 01                                # what `make check NB=01` runs
 
 ``SUBMISSIONS`` holds one folder per student, each with that student's notebooks
 (``<student>/NN_topic.ipynb`` or ``<student>/NN_topic/NN_topic.ipynb``).
@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.notebooks import NOTEBOOKS, REPO_ROOT, nbgrader, stems, write_sources
+from course_lib.tools.notebooks import NOTEBOOKS, REPO_ROOT, nbgrader, stems, write_sources
 
 GRADING_ROOT = REPO_ROOT / "build" / "grading"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -146,7 +146,7 @@ def check(nb: str, cell_timeout: int = 300) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.grading", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tools.grading", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("grade", help="autograde a folder of submissions")
     g.add_argument("submissions", type=Path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import late_interaction as LI
+from course_lib import maxsim as M
 from course_lib.paths import REPO_ROOT
 
 PEER_PYTHON = REPO_ROOT / ".venv-peers" / "bin" / "python"
@@ -37,12 +37,12 @@ def _random(seed, bq=3, bd=7, lq=5, ld=9, dim=8):
 def test_numpy_torch_loop_and_chunked_equal_the_reference(seed):
     q, qm, d, dm = _random(seed)
     ref = _reference(q, qm, d, dm)
-    np.testing.assert_allclose(LI.maxsim(q, qm, d, dm), ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(LI.maxsim(q, qm, d, dm, chunk_size=2), ref, rtol=1e-5, atol=1e-5)
-    t = LI.maxsim(torch.from_numpy(q), torch.from_numpy(qm), torch.from_numpy(d), torch.from_numpy(dm), chunk_size=3)
+    np.testing.assert_allclose(M.maxsim(q, qm, d, dm), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(M.maxsim(q, qm, d, dm, chunk_size=2), ref, rtol=1e-5, atol=1e-5)
+    t = M.maxsim(torch.from_numpy(q), torch.from_numpy(qm), torch.from_numpy(d), torch.from_numpy(dm), chunk_size=3)
     assert isinstance(t, torch.Tensor)
     np.testing.assert_allclose(t.numpy(), ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(LI.maxsim_loop(q, qm, d, dm), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(M.maxsim_loop(q, qm, d, dm), ref, rtol=1e-5, atol=1e-5)
 
 
 def _pylate_rule(q, qm, d, dm):
@@ -55,18 +55,18 @@ def test_padding_never_wins_the_max_unlike_multiplying_by_the_mask():
     q = np.array([[[1.0, 0.0], [0.0, 1.0]]], np.float32)
     d = np.array([[[-1.0, 0.0], [0.0, -1.0], [5.0, 5.0]]], np.float32)  # every real similarity is negative
     dm = np.array([[True, True, False]])
-    assert LI.maxsim(q, None, d, dm).tolist() == [[0.0]]  # -1 + ... : max over real tokens of each query token
+    assert M.maxsim(q, None, d, dm).tolist() == [[0.0]]  # -1 + ... : max over real tokens of each query token
     assert _pylate_rule(q, np.ones((1, 2)), d, dm).tolist() == [[0.0]]
     q2 = np.array([[[1.0, 0.0]]], np.float32)
     d2 = np.array([[[-1.0, 0.0], [-0.5, 0.0], [9.0, 9.0]]], np.float32)
-    assert LI.maxsim(q2, None, d2, dm).tolist() == [[-0.5]]
+    assert M.maxsim(q2, None, d2, dm).tolist() == [[-0.5]]
     assert _pylate_rule(q2, np.ones((1, 1)), d2, dm).tolist() == [[0.0]]  # the padded 0 beat -0.5
 
 
 def test_the_two_rules_differ_exactly_where_a_query_token_has_only_negative_similarities():
     for seed in range(5):
         q, qm, d, dm = _random(seed, lq=4, ld=6, dim=4)  # few dims: all-negative rows happen often
-        ours, theirs = LI.maxsim(q, qm, d, dm), _pylate_rule(q, qm, d, dm)
+        ours, theirs = M.maxsim(q, qm, d, dm), _pylate_rule(q, qm, d, dm)
         padded = ~dm.all(axis=1)
         sim = np.einsum("ash,bth->abst", q, d)
         all_negative = (np.where(dm[None, :, None, :], sim, -np.inf).max(axis=3) < 0) & qm[:, None, :]
@@ -87,9 +87,9 @@ def test_against_pylate_itself_in_the_peer_environment(tmp_path):
                         str(tmp_path / f"{name}.npz"), str(tmp_path / f"{name}-out.npz")], check=True, timeout=300)
     pylate_scores = np.load(tmp_path / "in-out.npz")["scores"]
     np.testing.assert_allclose(pylate_scores, _pylate_rule(q, qm, d, dm), rtol=1e-5, atol=1e-4)  # our transcription
-    np.testing.assert_allclose(np.load(tmp_path / "pos-out.npz")["scores"], LI.maxsim(positive_q, qm, positive_d, dm),
+    np.testing.assert_allclose(np.load(tmp_path / "pos-out.npz")["scores"], M.maxsim(positive_q, qm, positive_d, dm),
                                rtol=1e-5, atol=1e-4)
-    assert not np.allclose(pylate_scores, LI.maxsim(q, qm, d, dm), atol=1e-3)  # on signed data they differ
+    assert not np.allclose(pylate_scores, M.maxsim(q, qm, d, dm), atol=1e-3)  # on signed data they differ
 
 
 def test_bad_input_is_named():
@@ -97,52 +97,21 @@ def test_bad_input_is_named():
     bad = dm.copy()
     bad[4] = False
     with pytest.raises(ValueError, match=r"d row 4 has no valid token"):
-        LI.maxsim(q, qm, d, bad)
+        M.maxsim(q, qm, d, bad)
     with pytest.raises(ValueError, match="same dims, got 8 and 4"):
-        LI.maxsim(q, qm, d[:, :, :4], dm)
+        M.maxsim(q, qm, d[:, :, :4], dm)
     with pytest.raises(ValueError, match=r"q_mask must have shape \(3, 5\)"):
-        LI.maxsim(q, qm[:, :2], d, dm)
+        M.maxsim(q, qm[:, :2], d, dm)
     with pytest.raises(ValueError, match=r"must be 3-D \(batch, tokens, dims\)"):
-        LI.maxsim(q[0], None, d, dm)
+        M.maxsim(q[0], None, d, dm)
     with pytest.raises(TypeError, match="both be numpy arrays or both torch tensors"):
-        LI.maxsim(torch.from_numpy(q), None, d, dm)
-
-
-def test_token_embeddings_equal_sentence_transformers_and_augment_queries(model, tmp_cache):
-    texts = ["Late interaction keeps one vector per token.", "MaxSim sums the best match of each query token."]
-    emb, mask = LI.token_embeddings(model, texts, is_query=False, show_progress=False)
-    st = model.encode(texts, output_value="token_embeddings")
-    for row, ref in enumerate(st):
-        assert mask[row].sum() == len(ref)
-        np.testing.assert_allclose(emb[row, :len(ref)].astype(np.float32), ref.cpu().numpy(), atol=2e-3)  # float16
-    q, qm = LI.token_embeddings(model, ["what is maxsim"], is_query=True, show_progress=False)
-    assert q.shape[:2] == (1, LI.QUERY_LENGTH) and qm.all()  # padded with [MASK], all attended
-    again = LI.token_embeddings(model, ["what is maxsim"], is_query=True, show_progress=False)
-    np.testing.assert_array_equal(again[0], q)  # from the cache
-    proj, pm = LI.encode_multivector(model, texts, False, projection=np.eye(384, 16, dtype=np.float32))
-    norms = np.linalg.norm(proj.astype(np.float32), axis=2)
-    np.testing.assert_allclose(norms[pm], 1.0, atol=1e-2)
-    np.testing.assert_array_equal(norms[~pm], 0.0)
+        M.maxsim(torch.from_numpy(q), None, d, dm)
 
 
 def test_two_stage_ranking_equals_full_ranking_restricted_to_the_shortlist():
     q, qm, d, dm = _random(3, bq=4, bd=40)
-    full_s, full_i = LI.rank_maxsim(q, qm, d, dm, k=40)
+    full_s, full_i = M.rank_maxsim(q, qm, d, dm, k=40)
     cand = np.stack([np.arange(40)[::-1]] * 4)  # every document, in another order
-    s, i = LI.rank_maxsim(q, qm, d, dm, k=5, candidates=cand)
+    s, i = M.rank_maxsim(q, qm, d, dm, k=5, candidates=cand)
     np.testing.assert_array_equal(i, full_i[:, :5])
     np.testing.assert_allclose(s, full_s[:, :5], rtol=1e-6)
-
-
-def test_training_a_projection_lowers_the_loss_and_separates_pairs():
-    rng = np.random.default_rng(0)
-    topics = rng.standard_normal((40, 32)).astype(np.float32)
-    d = topics[:, None, :] + 0.8 * rng.standard_normal((40, 12, 32)).astype(np.float32)  # doc b is about topic b
-    q = topics[:, None, :] + 0.8 * rng.standard_normal((40, 4, 32)).astype(np.float32)
-    qm, dm = np.ones((40, 4), bool), np.ones((40, 12), bool)
-    res = LI.train_projection(q, qm, d, dm, [(i, i) for i in range(40)], dim=8, epochs=30, batch_size=8,
-                              show_progress=False)
-    assert res["weight"].shape == (32, 8)
-    assert np.mean(res["losses"][-5:]) < 0.5 * np.mean(res["losses"][:5])
-    qe, de = LI.project(q, qm, res["weight"], np.float32), LI.project(d, dm, res["weight"], np.float32)
-    assert (LI.maxsim(qe, qm, de, dm).argmax(axis=1) == np.arange(40)).mean() > 0.9

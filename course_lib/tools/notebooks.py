@@ -1,6 +1,6 @@
 """Build the student notebooks from their single source, ``solutions/NN_topic.py``.
 
-    python -m course_lib.notebooks build      # what `make notebooks` runs
+    python -m course_lib.tools.notebooks build      # what `make notebooks` runs
 
 For each source: jupytext reads it (percent format, nbgrader cell metadata in the cell headers),
 the notebook is written to an nbgrader course tree (``build/nbgrader/source/NN_topic/``), nbgrader's
@@ -121,7 +121,7 @@ def build(out: Path = NOTEBOOKS, root: Path = BUILD, names: list[str] | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.notebooks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tools.notebooks", description=__doc__.split("\n")[0])
     parser.add_argument("cmd", choices=["build"])
     parser.add_argument("names", nargs="*", help="stems to build (default: all)")
     args = parser.parse_args(argv)

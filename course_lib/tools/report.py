@@ -8,7 +8,6 @@ outside IPython it is printed. :func:`figures_in` reads them back from an execut
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 FIGURE_MIME = "application/vnd.embeddings-course.figure+json"
 
@@ -68,12 +67,6 @@ def record(name: str, value: float, unit: str = "") -> float:
     else:
         print(text)
     return value
-
-
-def record_all(values: Mapping[str, float], unit: str = "", prefix: str = "") -> None:
-    """:func:`record` each ``name -> value`` of a mapping, the name prefixed with ``prefix``."""
-    for name, value in values.items():
-        record(f"{prefix}{name}", value, unit)
 
 
 def figures_in(nb) -> list[dict]:

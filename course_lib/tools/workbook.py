@@ -1,8 +1,8 @@
 """Run the whole workbook headless: every solution notebook, in order, then one report.
 
-    python -m course_lib.workbook                 # what `make workbook` runs: full mode
-    COURSE_SMALL=1 python -m course_lib.workbook  # small mode (a quick run)
-    python -m course_lib.workbook --only 05 07    # some notebooks
+    python -m course_lib.tools.workbook                 # what `make workbook` runs: full mode
+    COURSE_SMALL=1 python -m course_lib.tools.workbook  # small mode (a quick run)
+    python -m course_lib.tools.workbook --only 05 07    # some notebooks
 
 Each notebook is built from ``solutions/NN_topic.py`` (solutions and hidden tests included) and executed
 with the ``embeddings-course`` kernel. Written under ``build/workbook/`` (``--out``):
@@ -10,7 +10,7 @@ with the ``embeddings-course`` kernel. Written under ``build/workbook/`` (``--ou
 - ``NN_topic.ipynb``: the executed copy (also when it failed, up to the failing cell);
 - ``figures/NN_topic-cCCC-K.png``: every plot (K-th image of cell CCC, counted from 1 with markdown cells);
 - ``REPORT.md`` (copied to ``build/REPORT.md``) and ``report.json``: mode, device, commit, cache state,
-  time per notebook, and every figure the notebooks recorded with :func:`course_lib.report.record`.
+  time per notebook, and every figure the notebooks recorded with :func:`course_lib.tools.report.record`.
 
 A failing notebook is named with its cell (index, grade id, first line) and the error; the remaining
 notebooks still run, and the exit status is 1.
@@ -29,8 +29,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from course_lib.paths import REPO_ROOT, cache_dir, small_mode
-from course_lib.report import figures_in, format_value
+from course_lib.cache import cache_dir
+from course_lib.paths import REPO_ROOT, small_mode
+from course_lib.tools.report import figures_in, format_value
 
 KERNEL = "embeddings-course"
 DEFAULT_OUT = REPO_ROOT / "build" / "workbook"
@@ -165,7 +166,7 @@ def write_report(results: list[NotebookResult], meta: dict, out: Path) -> Path:
                   + (f" (grade id `{e['grade_id']}`)" if e["grade_id"] else "")
                   + f", `{e['first_line']}`: {e['ename']}: {e['evalue']}"]
     lines += ["", "## Measured figures", "",
-              "Every figure the notebooks recorded (`course_lib.report.record`), in the order they were measured.", "",
+              "Every figure the notebooks recorded (`course_lib.tools.report.record`), in the order they were measured.", "",
               "| notebook | figure | value |", "|---|---|---|"]
     for r in results:
         for f in r.figures:
@@ -189,7 +190,7 @@ def run(stems_: list[str], out: Path = DEFAULT_OUT, small: bool | None = None, c
 
     Writes the report after every notebook; returns the results.
     """
-    from course_lib.notebooks import SOLUTIONS, source_notebook
+    from course_lib.tools.notebooks import SOLUTIONS, source_notebook
 
     sources = Path(sources or SOLUTIONS)
     small = small_mode() if small is None else small
@@ -218,9 +219,9 @@ def run(stems_: list[str], out: Path = DEFAULT_OUT, small: bool | None = None, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_lib.notebooks import SOLUTIONS, stems
+    from course_lib.tools.notebooks import SOLUTIONS, stems
 
-    parser = argparse.ArgumentParser(prog="python -m course_lib.workbook", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tools.workbook", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or stems (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: build/workbook)")
     parser.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")

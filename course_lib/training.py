@@ -1,0 +1,139 @@
+"""One training path for every model the course trains: the pairs, the leakage guard, the trainer call.
+
+- **pairs**: (query, relevant document) from a BEIR *train* split's qrels only (:func:`train_examples`);
+- **leakage guard**: :func:`check_no_leakage` refuses training data that holds a test query's id or text,
+  and :func:`guarded_examples` applies it to the pairs every course training starts from (Matryoshka in
+  notebook 05, domain fine-tuning in 06, the ColBERT-style projection in 04);
+- **the trainer call**: :func:`fit` runs sentence-transformers' ``SentenceTransformerTrainer`` with one loss,
+  the call a practitioner writes, so the same code is data parallel under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class LeakageError(ValueError):
+    """Training data contains test queries (by id or by text)."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training pair: a train query and one of its relevant documents."""
+
+    query_id: str
+    query: str
+    doc_id: str
+    document: str
+
+
+def train_examples(train_ds, test_ds=None) -> list[Example]:
+    """Every (query, relevant document) pair of a BEIR *train* split, in qrels order.
+
+    With ``test_ds``, train queries whose text duplicates a test query (:func:`duplicate_queries`) are left
+    out: SciFact has two such claims. Raises ``ValueError`` for any split but train.
+    """
+    from course_lib.data import document_text
+
+    if getattr(train_ds, "split", None) != "train":
+        raise ValueError(f"training pairs must come from the train split, got {getattr(train_ds, 'split', None)!r}")
+    drop = duplicate_queries(train_ds, test_ds) if test_ds is not None else {}
+    return [Example(q, train_ds.queries[q], d, document_text(train_ds.corpus[d]))
+            for q, rel in train_ds.qrels.items() if q not in drop
+            for d, r in rel.items() if r > 0 and d in train_ds.corpus]
+
+
+def duplicate_queries(train_ds, test_ds) -> dict[str, str]:
+    """Train query id -> test query id, for train queries whose text equals a test query's (case and spaces aside).
+
+    >>> from types import SimpleNamespace
+    >>> duplicate_queries(SimpleNamespace(queries={"a": "Obesity  decreases life quality.", "b": "Other."}),
+    ...                   SimpleNamespace(queries={"t": "obesity decreases life quality."}))
+    {'a': 't'}
+    """
+    test_text = {_normalize(t): q for q, t in test_ds.queries.items()}
+    return {q: test_text[_normalize(t)] for q, t in train_ds.queries.items() if _normalize(t) in test_text}
+
+
+def _normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def check_no_leakage(train_query_ids: Sequence[str], train_texts: Sequence[str], test_ds) -> dict:
+    """Refuse training data that contains a test query, by id or by text.
+
+    ``train_texts`` are every text that goes into training (queries, positives, negatives). A test query's text
+    is found when a training text equals it, or contains it, after case folding and whitespace collapsing.
+    Returns counts for the record; raises :class:`LeakageError` naming the first leak.
+
+    >>> from types import SimpleNamespace
+    >>> test = SimpleNamespace(queries={"t1": "Aspirin lowers fever."})
+    >>> check_no_leakage(["q1"], ["Vitamin C cures colds."], test)["test_queries"]
+    1
+    >>> check_no_leakage(["q1"], ["aspirin  lowers fever."], test)
+    Traceback (most recent call last):
+    ...
+    course_lib.training.LeakageError: 1 test query text(s) found in the training data, e.g. test query 't1': 'Aspirin lowers fever.'
+    """
+    test_ids = set(test_ds.queries)
+    shared_ids = sorted(test_ids & set(map(str, train_query_ids)))
+    if shared_ids:
+        raise LeakageError(f"{len(shared_ids)} test query id(s) are in the training data, e.g. {shared_ids[0]!r}")
+    haystack = "\x00".join(_normalize(t) for t in train_texts)
+    leaked = [(q, t) for q, t in test_ds.queries.items() if _normalize(t) and _normalize(t) in haystack]
+    if leaked:
+        raise LeakageError(f"{len(leaked)} test query text(s) found in the training data, e.g. test query "
+                           f"{leaked[0][0]!r}: {leaked[0][1]!r}")
+    return {"test_queries": len(test_ids), "train_queries": len(set(train_query_ids)), "train_texts": len(train_texts)}
+
+
+def guarded_examples(train_ds, test_ds) -> tuple[list[Example], dict]:
+    """The training pairs of ``train_ds`` with the leakage guard applied against ``test_ds``.
+
+    Train queries that duplicate a test query are left out (:func:`duplicate_queries`), then
+    :func:`check_no_leakage` checks the query ids and every text that remains (queries and documents) and
+    raises :class:`LeakageError` if a test query is still in them. Returns ``(examples, stats)``: the
+    guard's counts and the train query ids left out.
+    """
+    if test_ds is None:
+        raise ValueError("test_ds is required: the leakage guard checks the training data against it")
+    examples = train_examples(train_ds, test_ds)
+    stats = check_no_leakage([e.query_id for e in examples], [e.query for e in examples] + [e.document for e in examples],
+                             test_ds)
+    return examples, {**stats, "train_queries_duplicating_test": sorted(duplicate_queries(train_ds, test_ds))}
+
+
+def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batch_size: int = 32,
+        learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, show_progress: bool = True) -> list[dict]:
+    """Train ``model`` in place on a table of texts with one sentence-transformers loss; return the loss log.
+
+    ``columns`` maps column names to equal-length lists (``anchor``, ``positive``, then any ``negative_*``), the
+    order the contrastive losses read them in. Runs ``SentenceTransformerTrainer`` (so the same call is data
+    parallel under ``torchrun``/``accelerate launch``) with batches free of duplicate texts (a duplicate would
+    be a false in-batch negative), 10% linear warm-up, no checkpoints and no reporting.
+    """
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
+                                                                          SentenceTransformerTrainingArguments)
+
+    lengths = {k: len(v) for k, v in columns.items()}
+    if not lengths or len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
+        raise ValueError(f"columns must be non-empty lists of equal length, got lengths {lengths}")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp, num_train_epochs=epochs, max_steps=max_steps,
+            per_device_train_batch_size=batch_size, learning_rate=learning_rate,
+            warmup_steps=0.1,  # a float: the warm-up share of all steps
+            batch_sampler=BatchSamplers.NO_DUPLICATES, report_to="none", save_strategy="no",
+            logging_steps=max(1, min(5, max_steps)) if max_steps > 0 else 5, seed=seed,
+            dataloader_pin_memory=torch.cuda.is_available(),  # pinning needs an accelerator; on CPU it only warns
+            disable_tqdm=not show_progress)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)
+        trainer.train()
+    return [row for row in trainer.state.log_history if "loss" in row]
