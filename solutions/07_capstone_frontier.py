@@ -59,7 +59,8 @@ tuned, tuned_info = finetune.finetuned_model(finetune.finetune_recipe(cfg, "mine
                                              small=cfg.small)
 doc_tok, doc_mask = colbert.token_embeddings(base, test.corpus, is_query=False)  # (N, L, 384) float16, cached
 q_tok, q_mask = colbert.token_embeddings(base, test.queries, is_query=True)  # (Q, 32, 384)
-proj = colbert.colbert_projection(base, train, test, (doc_tok, doc_mask), list(test.corpus), epochs=20 if cfg.full else 10)
+proj = colbert.colbert_projection(base, train, test, (doc_tok, doc_mask), list(test.corpus),
+                                  epochs=20 if cfg.full else 10)
 for name, cached in [("Matryoshka model", mrl_info["cached"]), ("fine-tuned model", tuned_info["cached"]),
                      ("ColBERT projection", proj["cached"])]:
     print(f"{name:20s} {'loaded from the cache' if cached else 'trained now'}")

@@ -169,10 +169,15 @@ def test_make_workbook_sets_up_first_then_runs_the_runner_with_its_args(tmp_path
     assert not (tmp_path / "no-stamp-yet").exists() and not (tmp_path / "out").exists()  # -n ran nothing
 
 
-def test_make_workbook_refuses_an_unknown_notebook_with_the_list_and_fails(tmp_path):
+def _tiny_course(tmp_path):
+    """A sources folder with one tiny notebook, and a set-up stamp that says the course is installed."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "01_tiny.py").write_text(TINY)
     (tmp_path / "stamp").touch()
+
+
+def test_make_workbook_refuses_an_unknown_notebook_with_the_list_and_fails(tmp_path):
+    _tiny_course(tmp_path)
     res = _make("workbook", f"WORKBOOK_ARGS=--only 99 --sources {tmp_path / 'src'} --out {tmp_path / 'out'}",
                 stamp=tmp_path / "stamp")
     assert res.returncode != 0 and "the notebooks are 01_tiny" in res.stderr, res.stdout + res.stderr
@@ -181,9 +186,7 @@ def test_make_workbook_refuses_an_unknown_notebook_with_the_list_and_fails(tmp_p
 
 @pytest.mark.notebooks
 def test_make_workbook_runs_the_notebooks_and_writes_the_report(tmp_path):
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "01_tiny.py").write_text(TINY)
-    (tmp_path / "stamp").touch()
+    _tiny_course(tmp_path)
     res = _make("workbook", f"WORKBOOK_ARGS=--sources {tmp_path / 'src'} --out {tmp_path / 'out'} --cell-timeout 120",
                 stamp=tmp_path / "stamp")
     assert res.returncode == 0, res.stdout + res.stderr
