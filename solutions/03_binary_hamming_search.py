@@ -223,7 +223,6 @@ print(compression.markdown_table(compression.binary_scoring_variants(task)))
 # this machine (`benchmarks/bench_hamming.py` runs the 1,000,000-code version; the README has its figures).
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 def per_query_ms(fn, repeat=3):
     fn()
     start = time.perf_counter()
@@ -269,7 +268,6 @@ plt.show()
 # is already fast: the point is how recall falls as the index visits less of the corpus):
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 exact_d, _ = binary.hamming_topk(query_codes, corpus_codes, 10)
 print(f"{'index':26s} {'ms/query':>9s} {'distance recall@10':>19s}")
 for kind, params in [("flat", {}), ("hnsw", {"ef_search": 16}), ("hnsw", {"ef_search": 128}),

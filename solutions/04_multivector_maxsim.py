@@ -310,7 +310,6 @@ assert (_mine == _ref).mean() > 0.99
 ### END HIDDEN TESTS
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 for depth in (20, 50, 100):
     start = time.perf_counter()
     s, i = maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=10, candidates=dense_i[:, :depth])

@@ -195,7 +195,6 @@ assert np.isfinite(mrl_loss(_a, _b, (384,), (1.0,), scale=1e4)), "overflow: subt
 # ```
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 recipe = matryoshka.mrl_recipe(cfg)
 print(recipe)
 mrl, info = matryoshka.mrl_model(recipe, device=cfg.device, small=cfg.small)
@@ -347,7 +346,6 @@ for row in rows:
 # (`benchmarks/bench_funnel.py` measures a million documents; the README has its figures).
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 def per_query_ms(fn, queries, repeat=3):
     fn(queries[:1])
     start = time.perf_counter()

@@ -249,7 +249,6 @@ for r in changed[:2]:
 # more in-batch negatives per query. `finetune.finetuned_model` runs the leakage guard, trains once, and caches.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 tuned, infos = {}, {}
 for setting in ("none", "mined", "filtered"):
     tuned[setting], infos[setting] = finetune.finetuned_model(finetune.finetune_recipe(cfg, setting),
