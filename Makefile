@@ -16,7 +16,7 @@ PEERS       := .venv-peers
 PEERS_KEY   := $(shell cat benchmarks/peers/requirements.txt Makefile | sha256sum | cut -c1-16)
 PEERS_STAMP := $(PEERS)/.setup-$(PEERS_KEY)
 
-.PHONY: setup lab test data help peers
+.PHONY: setup lab test data help peers sandbox
 
 help:
 	@echo "make lab    set up on first use, then open JupyterLab on notebooks/ (LAB_ARGS='--no-browser --port 8899')"
@@ -43,8 +43,20 @@ data: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
-test: setup peers
+test: setup peers sandbox
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The grader's sandbox is bubblewrap (Linux). As root on Debian/Ubuntu it is installed here; otherwise this
+# says what to install: `make grade` refuses to grade without it, `make check` and `make test` still run
+# (tests/test_grading.py skips, unless COURSE_REQUIRE_SANDBOX=1, as in CI).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">>> installing bubblewrap, the grader's sandbox"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } \
+	      || echo "warning: could not install bubblewrap; see docs/INSTRUCTORS.md"; \
+	  else echo "note: bubblewrap (bwrap) is not installed: make grade needs it (sudo apt install bubblewrap)"; fi; }
 
 # PyLate for tests/test_maxsim.py and benchmarks/bench_maxsim.py; never imported in .venv.
 # pylate goes in with --no-deps: its fast-plaid dependency pins a CUDA build of an older torch, and only
@@ -64,10 +76,11 @@ $(PEERS_STAMP):
 notebooks: $(STAMP)
 	$(BIN)/python -m course_lib.tools.notebooks build
 
-# make grade SUBMISSIONS=path/to/folder   (one subfolder per student) -> build/grades.csv
-grade: setup
+# make grade SUBMISSIONS=path/to/folder   (one subfolder per student) -> build/grades.csv and build/nbgrader/gradebook.db
+# Each submission runs in its own sandbox (bubblewrap); GRADE_ARGS='--cell-timeout 60 --memory-gb 4' to change limits.
+grade: setup sandbox
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder with one subfolder per student>"; exit 2; }
-	$(BIN)/python -m course_lib.tools.grading grade "$(SUBMISSIONS)"
+	$(BIN)/python -m course_lib.tools.grading grade "$(SUBMISSIONS)" $(GRADE_ARGS)
 
 # make check NB=01   grades a copy of your notebooks/01_*.ipynb and prints the points per exercise
 check: setup

@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 
 from course_lib.tools import grading, notebooks
 from course_lib.tools.notebooks import LEAK_MARKERS, NOTEBOOKS, REPO_ROOT, stems
+from course_lib.tools.sandbox import Limits
 
 STEMS = stems()
 
@@ -52,6 +53,22 @@ def test_student_notebook_has_no_solutions_hidden_tests_or_outputs(stem):
     assert len(ids) == len(set(ids)) and sum(1 for c in code if "raise NotImplementedError()" in c.source) >= 3
     md = nb.cells[0]
     assert md.cell_type == "markdown" and all(w in md.source for w in ("learn", "Prerequisites", "Expected time"))
+
+
+def test_a_rebuild_keeps_the_gradebook_and_the_students_work(tmp_path):
+    """`make notebooks` mid-course: source/ and release/ are remade, grades and submissions stay."""
+    root = tmp_path / "nbgrader"
+    kept = {root / "gradebook.db": b"grades", root / "submitted" / "ann" / STEM / f"{STEM}.ipynb": b"ann's work",
+            root / "autograded" / "ann" / STEM / f"{STEM}.ipynb": b"graded", root / "feedback" / "ann" / STEM / "f.html": b"fb"}
+    for path, data in kept.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    stale = root / "source" / STEM / "stale.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("from an older build")
+    notebooks.build(out=tmp_path / "notebooks", root=root, names=[STEM])
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert not stale.exists() and (root / "release" / STEM / f"{STEM}.ipynb").is_file()
 
 
 def test_a_repeated_grade_id_fails_the_build(tmp_path):
@@ -129,7 +146,9 @@ def graded(fresh_build, tmp_path_factory):
     files = sorted(subs.rglob("*.ipynb"))
     before = {p: _sha(p) for p in files}
     out = subs.parent / "grades.csv"
-    rows = grading.grade(subs, out, cell_timeout=60, root=tmp_path_factory.mktemp("grading"))
+    tmp = tmp_path_factory.mktemp("grading")
+    rows = grading.grade(subs, out, limits=Limits(cell_timeout=60), root=tmp / "course", scratch=tmp / "scratch",
+                         require_sandbox=False)
     return {(r.student, r.exercise): r for r in rows}, before, out
 
 
@@ -143,7 +162,7 @@ def test_solution_scores_full_marks_and_blank_scores_zero(graded):
     full = rows[("solution", "TOTAL")]
     assert full.points == full.max_points == 6 and full.status == "graded"
     assert rows[("blank", "TOTAL")].points == 0 and rows[("blank", "TOTAL")].max_points == 6
-    assert out.read_text().splitlines()[0] == "student,assignment,exercise,points,max_points,status"
+    assert out.read_text().splitlines()[0] == "student,assignment,exercise,points,max_points,status,detail,flags"
 
 
 @pytest.mark.notebooks

@@ -69,11 +69,11 @@ def write_notebook(nb, path: Path) -> None:
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
-def write_sources(root: Path, names: list[str] | None = None) -> list[str]:
+def write_sources(root: Path, names: list[str] | None = None, sources: Path = SOLUTIONS) -> list[str]:
     """Write ``root/source/<stem>/<stem>.ipynb`` (solutions included) for each stem; return the stems."""
-    names = names or stems()
+    names = names or stems(sources)
     for stem in names:
-        write_notebook(source_notebook(SOLUTIONS / f"{stem}.py"), root / "source" / stem / f"{stem}.ipynb")
+        write_notebook(source_notebook(Path(sources) / f"{stem}.py"), root / "source" / stem / f"{stem}.ipynb")
     return names
 
 
@@ -100,9 +100,16 @@ def student_notebook(release_path: Path):
 
 
 def build(out: Path = NOTEBOOKS, root: Path = BUILD, names: list[str] | None = None) -> list[Path]:
-    """Build the student notebooks into ``out``; return their paths."""
-    if root.exists():
-        shutil.rmtree(root)
+    """Build the student notebooks into ``out``; return their paths.
+
+    Only ``root/source/<stem>`` and ``root/release/<stem>`` are remade: the gradebook and the ``submitted``,
+    ``autograded`` and ``feedback`` folders of a course in progress are left as they are.
+    """
+    names = names or stems()
+    for stem in names:
+        for part in ("source", "release"):
+            if (root / part / stem).exists():
+                shutil.rmtree(root / part / stem)
     names = write_sources(root, names)
     written = []
     for stem in names:
