@@ -168,6 +168,8 @@ def errors(nb) -> dict[str, str]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 found[gid] = f"{out.get('ename', 'Error')}: {_last_line(out.get('evalue', ''))}".rstrip(": ")
+                if found[gid] == "NotImplementedError":
+                    found[gid] += " (not answered yet)"
                 break
     return found
 
