@@ -15,7 +15,19 @@ from typing import Literal
 
 import numpy as np
 
-from course_lib.search import BLOCK_BYTES, _check_matrix
+from course_lib import validation as V
+from course_lib.search import BLOCK_BYTES
+
+
+def _check_pair(query_codes, corpus_codes) -> None:
+    V.check_codes("query_codes", query_codes)
+    V.check_codes("corpus_codes", corpus_codes)
+    V.check_same_dims("query_codes", query_codes, "corpus_codes", corpus_codes, what="bytes per code")
+
+
+def _check_codes(query_codes, corpus_codes, k) -> int:
+    _check_pair(query_codes, corpus_codes)
+    return V.check_k(k, corpus_codes.shape[0])
 
 
 def hamming_distances(query_codes: np.ndarray, corpus_codes: np.ndarray) -> np.ndarray:
@@ -38,13 +50,7 @@ def hamming_distances(query_codes: np.ndarray, corpus_codes: np.ndarray) -> np.n
     >>> hamming_distances(np.array([[0b1010_0000]], np.uint8), np.array([[0b1010_0000], [0b0101_0001]], np.uint8))
     array([[0, 5]], dtype=int32)
     """
-    for name, x in (("query_codes", query_codes), ("corpus_codes", corpus_codes)):
-        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2:
-            raise TypeError(f"{name} must be a 2-D uint8 array of packed bits, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
-    if query_codes.shape[1] != corpus_codes.shape[1]:
-        raise ValueError(f"query_codes and corpus_codes must have the same bytes per code, got "
-                         f"{query_codes.shape[1]} and {corpus_codes.shape[1]}")
+    _check_pair(query_codes, corpus_codes)
     out = np.empty((query_codes.shape[0], corpus_codes.shape[0]), dtype=np.int32)  # (Q, N)
     block = max(1, BLOCK_BYTES // max(1, corpus_codes.size))
     for start in range(0, query_codes.shape[0], block):
@@ -55,23 +61,7 @@ def hamming_distances(query_codes: np.ndarray, corpus_codes: np.ndarray) -> np.n
 
 
 HAMMING_CHUNK = 2048  # documents per parallel task: 2048 x 128 B = 256 KiB of 1024-bit codes stays in L2
-HAMMING_QUERY_BLOCK = 32  # queries whose distance rows (uint16, N each) are held at once
-
-
-def _check_codes(query_codes, corpus_codes, k) -> int:
-    for name, x in (("query_codes", query_codes), ("corpus_codes", corpus_codes)):
-        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2:
-            raise TypeError(f"{name} must be a 2-D uint8 array of packed bits (quantize_binary), got "
-                            f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{name} must have at least one row and one byte, got shape {x.shape}")
-    if query_codes.shape[1] != corpus_codes.shape[1]:
-        raise ValueError(f"query_codes and corpus_codes must have the same bytes per code, got "
-                         f"{query_codes.shape[1]} and {corpus_codes.shape[1]}")
-    n = corpus_codes.shape[0]
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n:
-        raise ValueError(f"k must be an int in [1, {n}] (the corpus size), got {k!r}")
-    return int(k)
+HAMMING_QUERY_BLOCK = 32  # queries whose distance rows (uint16, or uint32 past 65,535 bits; N each) are held at once
 
 
 def hamming_topk_reference(query_codes: np.ndarray, corpus_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +86,7 @@ def _hamming_kernels():
         return x(x), codegen
 
     @numba.njit(parallel=True, cache=True)
-    def distances(q, c, out, chunk):  # q (B, W), c (N, W) uint64 or uint8 words -> out (B, N) uint16
+    def distances(q, c, out, chunk):  # q (B, W), c (N, W) uint64 or uint8 words -> out (B, N) uint16/32
         n, w = c.shape
         nq = q.shape[0]
         for ch in numba.prange((n + chunk - 1) // chunk):
@@ -225,7 +215,8 @@ def hamming_topk(query_codes: np.ndarray, corpus_codes: np.ndarray, k: int) -> t
     nq, n = q.shape[0], c.shape[0]
     out_d = np.empty((nq, k), np.int32)  # (Q, k)
     out_i = np.empty((nq, k), np.int64)  # (Q, k)
-    dist = np.empty((min(nq, HAMMING_QUERY_BLOCK), n), np.uint16)  # (min(Q, 32), N), reused by every block
+    # (min(Q, 32), N), reused by every block: uint16 holds distances up to 65,535 bits, longer codes need uint32
+    dist = np.empty((min(nq, HAMMING_QUERY_BLOCK), n), np.uint16 if nbits <= np.iinfo(np.uint16).max else np.uint32)
     for start in range(0, nq, HAMMING_QUERY_BLOCK):
         qb = q[start:start + HAMMING_QUERY_BLOCK]  # (b, words)
         block = dist[:qb.shape[0]]  # (b, N)
@@ -282,43 +273,48 @@ def rescore(query_emb: np.ndarray, candidates: np.ndarray, corpus: np.ndarray, k
     """
     from course_lib import quantization as Q
 
-    q = _check_matrix("query_emb", query_emb).astype(np.float32, copy=False)
-    cand = np.asarray(candidates)  # (Q, C)
-    if cand.ndim != 2 or cand.shape[0] != q.shape[0] or not np.issubdtype(cand.dtype, np.integer):
-        raise ValueError(f"candidates must be an int array of shape (Q={q.shape[0]}, C), got "
-                         f"{cand.dtype} {cand.shape}")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= cand.shape[1]:
-        raise ValueError(f"k must be an int in [1, {cand.shape[1]}] (the shortlist length), got {k!r}")
+    q = V.check_matrix("query_emb", query_emb)
     if not isinstance(corpus, np.ndarray) or corpus.ndim != 2:
-        raise TypeError(f"corpus must be a 2-D numpy array, got {type(corpus).__name__}")
-    if cand.size and (cand.max() >= corpus.shape[0] or cand.min() < -1):
-        raise ValueError(f"candidates must lie in [0, {corpus.shape[0]}) or be -1 (padding)")
+        raise TypeError(f"corpus must be a 2-D numpy array, got {V.describe(corpus)}")
+    cand = V.check_indices("candidates", candidates, corpus.shape[0], padding=True, what="rows of corpus")  # (Q, C)
+    if cand.shape[0] != q.shape[0] or cand.shape[1] == 0:
+        raise ValueError(f"candidates must be an int array of shape (Q={q.shape[0]}, C >= 1), got "
+                         f"{cand.dtype} {cand.shape}")
+    k = V.check_k(k, cand.shape[1], what="the shortlist length")
+    V.check_choice("precision", precision, ("float32", "int8", "uint8", "ubinary"))
     pad = cand < 0  # (Q, C)
     rows = corpus[np.where(pad, 0, cand)]  # (Q, C, D) or (Q, C, bytes): only the shortlist is touched
     flat = rows.reshape(-1, rows.shape[-1])  # (Q * C, D) or (Q * C, bytes)
+    dtype = np.float32
     if precision == "float32":
-        if corpus.dtype not in (np.float32, np.float64, np.float16):
-            raise TypeError(f"corpus must be a float array for precision 'float32', got dtype {corpus.dtype}")
-        vecs = flat.astype(np.float32, copy=False)  # (Q * C, D)
-        if not np.isfinite(vecs).all():  # only the shortlist is read: a scan of the whole corpus would cost O(N D)
+        if corpus.dtype not in V.FLOAT_DTYPES:
+            raise TypeError(f"corpus must be a float array for precision 'float32' (float16/float32/float64), "
+                            f"got dtype {corpus.dtype}")
+        if not np.isfinite(flat[~pad.reshape(-1)]).all():  # only the shortlist is read: a full scan costs O(N D)
             raise ValueError("corpus contains NaN or inf in a shortlisted row")
+        dtype = np.float64 if np.float64 in (q.dtype, corpus.dtype) else np.float32  # float64 stays float64
+        vecs = flat.astype(dtype, copy=False)  # (Q * C, D)
     elif precision in ("int8", "uint8"):
         if corpus.dtype != np.dtype(precision):
-            raise TypeError(f"precision {precision!r} needs {precision} codes, got {corpus.dtype}")
+            raise TypeError(f"precision {precision!r} needs {precision} codes as corpus, got {corpus.dtype}")
         if ranges is None:
             raise ValueError("scalar codes need the ranges they were quantized with (ranges=...)")
         vecs = Q.dequantize_scalar(flat, ranges)  # (Q * C, D): the per-dimension scale and offset put back
-    elif precision == "ubinary":
-        if corpus.dtype != np.uint8 or -(-q.shape[1] // 8) != corpus.shape[1]:
+    else:  # ubinary
+        V.check_codes("corpus", corpus)
+        if -(-q.shape[1] // 8) != corpus.shape[1]:
             raise ValueError(f"ubinary corpus must be uint8 (N, {-(-q.shape[1] // 8)}) for {q.shape[1]}-dim "
                              f"queries, got {corpus.dtype} {corpus.shape}")
         vecs = Q.unpack_binary(flat, q.shape[1], signed=True)  # (Q * C, D) of +-1
-    else:
-        raise ValueError(f"precision must be 'float32', 'int8', 'uint8' or 'ubinary', got {precision!r}")
     if vecs.shape[1] != q.shape[1]:
-        raise ValueError(f"corpus vectors have {vecs.shape[1]} dims but the queries have {q.shape[1]}")
-    scores = np.einsum("qd,qcd->qc", q, vecs.reshape(cand.shape + (q.shape[1],)), optimize=True)  # (Q, C)
-    scores = np.where(pad, -np.inf, scores).astype(np.float32)
+        raise ValueError(f"corpus vectors have {vecs.shape[1]} dims but query_emb has {q.shape[1]}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = np.einsum("qd,qcd->qc", q.astype(dtype, copy=False), vecs.reshape(cand.shape + (q.shape[1],)),
+                           optimize=True)  # (Q, C)
+    if not np.isfinite(scores[~pad]).all():
+        raise ValueError(f"the scores of query_emb against the shortlisted rows of corpus overflow "
+                         f"{np.dtype(dtype).name} although both are finite: scale the embeddings down")
+    scores = np.where(pad, -np.inf, scores).astype(dtype)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (Q, k) columns of the shortlist
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(cand, order, axis=1).astype(np.int64)
 
@@ -327,6 +323,8 @@ def binary_search(query_emb: np.ndarray, corpus_codes: np.ndarray, k: int, *, mu
                   rescore_corpus: np.ndarray | None = None, precision: RescorePrecision = "ubinary",
                   ranges=None) -> tuple[np.ndarray, np.ndarray]:
     """Binary retrieval with rescoring: Hamming shortlist of ``k * multiplier``, then :func:`rescore` to ``k``.
+
+    ``k`` is in [1, N]; the shortlist ``k * multiplier`` is a cut-off, so it reads at most the whole corpus.
 
     ``rescore_corpus`` is what the second stage reads (float32 documents, int8/uint8 codes with
     ``ranges``); by default the binary codes themselves, unpacked to +-1 (``precision="ubinary"``).
@@ -341,10 +339,15 @@ def binary_search(query_emb: np.ndarray, corpus_codes: np.ndarray, k: int, *, mu
     """
     from course_lib.quantization import quantize_binary
 
-    if not isinstance(multiplier, (int, np.integer)) or multiplier < 1:
-        raise ValueError(f"multiplier must be an int >= 1, got {multiplier!r}")
-    q = _check_matrix("query_emb", query_emb)
-    shortlist = min(corpus_codes.shape[0], int(k) * int(multiplier))
+    q = V.check_matrix("query_emb", query_emb)
+    V.check_codes("corpus_codes", corpus_codes)
+    k = V.check_k(k, corpus_codes.shape[0])
+    multiplier = V.check_int("multiplier", multiplier, low=1)
+    if rescore_corpus is not None and (not isinstance(rescore_corpus, np.ndarray) or rescore_corpus.ndim != 2
+                                       or rescore_corpus.shape[0] != corpus_codes.shape[0]):
+        raise ValueError(f"rescore_corpus must be a 2-D numpy array with one row per code "
+                         f"({corpus_codes.shape[0]}), got {V.describe(rescore_corpus)}")
+    shortlist = min(corpus_codes.shape[0], k * multiplier)  # a cut-off: at most the whole corpus
     _, cand = hamming_topk(quantize_binary(q), corpus_codes, shortlist)  # (Q, shortlist)
     return rescore(q, cand, corpus_codes if rescore_corpus is None else rescore_corpus, k, precision=precision,
                    ranges=ranges)
@@ -359,10 +362,14 @@ def faiss_binary_index(codes: np.ndarray, kind: Literal["flat", "hnsw", "ivf"] =
     the codes (``nlist`` lists, default about 4 sqrt(N) but at least 39 codes a list; ``nprobe`` lists
     visited per query).
     """
+    V.check_codes("codes", codes)
+    V.check_choice("kind", kind, ("flat", "hnsw", "ivf"))
+    V.check_int("hnsw_m", hnsw_m, low=2)
+    V.check_int("ef_search", ef_search, low=1)
+    V.check_int("nlist", nlist, low=1, high=codes.shape[0], what="at most one list per code", allow_none=True)
+    V.check_int("nprobe", nprobe, low=1)
     import faiss
 
-    if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[0] == 0:
-        raise TypeError("codes must be a non-empty 2-D uint8 array of packed bits (quantize_binary)")
     nbits = 8 * codes.shape[1]
     codes = np.ascontiguousarray(codes)
     if kind == "flat":
@@ -377,7 +384,5 @@ def faiss_binary_index(codes: np.ndarray, kind: Literal["flat", "hnsw", "ivf"] =
         index.course_lib_quantizer = quantizer  # keep the quantizer alive as long as the index (faiss won't)
         index.train(codes)
         index.nprobe = nprobe
-    else:
-        raise ValueError(f"kind must be 'flat', 'hnsw' or 'ivf', got {kind!r}")
     index.add(codes)
     return index

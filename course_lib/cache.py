@@ -71,13 +71,22 @@ def cache_key(parts, length: int = 24) -> str:
     >>> len(cache_key([1], length=16))
     16
     """
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:length]
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 64:
+        raise ValueError(f"length must be an int in [1, 64] (hex digits of a sha256), got {length!r}")
+    try:
+        text = json.dumps(parts, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"parts must be JSON-serializable (str, numbers, lists, dicts; no NaN): {err}") from None
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def model_fingerprint(model) -> str:
     """sha256 over every tensor of ``model.state_dict()`` (name, dtype, shape, bytes) and its module list."""
     import torch
 
+    if not callable(getattr(model, "state_dict", None)) or not hasattr(model, "__iter__"):
+        raise TypeError(f"model must be a SentenceTransformer (a module list with a state_dict), got "
+                        f"{type(model).__name__}")
     digest = hashlib.sha256()
     digest.update(repr([type(m).__name__ for m in model]).encode())
     for name, tensor in sorted(model.state_dict().items()):
@@ -95,6 +104,14 @@ def texts_fingerprint(ids: Sequence[str], texts: Sequence[str]) -> str:
     >>> texts_fingerprint(["a"], ["x"]) != texts_fingerprint(["a"], ["y"])
     True
     """
+    for name, seq in (("ids", ids), ("texts", texts)):
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence):
+            raise TypeError(f"{name} must be a list or tuple of str, got {type(seq).__name__}")
+        bad = next((x for x in seq if not isinstance(x, str)), None)
+        if bad is not None:
+            raise TypeError(f"{name} must hold only str, got {type(bad).__name__} {bad!r}")
+    if len(ids) != len(texts):
+        raise ValueError(f"ids and texts must have the same length, got {len(ids)} and {len(texts)}")
     digest = hashlib.sha256()
     for i, t in zip(ids, texts):
         digest.update(i.encode("utf-8") + b"\x00" + t.encode("utf-8") + b"\x01")
@@ -103,20 +120,36 @@ def texts_fingerprint(ids: Sequence[str], texts: Sequence[str]) -> str:
 
 def save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` without pickles, closing the file before returning."""
+    _check_path("path", path)
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+        raise TypeError(f"array must be a numpy array without Python objects, got {type(array).__name__}")
     with open(path, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
 
 
 def load_array(path: Path) -> np.ndarray:
     """``np.load`` without pickles (a damaged file raises ``ValueError``/``EOFError``/``OSError``)."""
+    _check_path("path", path)
     return np.load(path, allow_pickle=False)
 
 
+def _check_path(name: str, path) -> None:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"{name} must be a str or Path, got {type(path).__name__}")
+
+
 def save_json(path: Path, data) -> None:
-    Path(path).write_text(json.dumps(data, indent=1))
+    """Write ``data`` as JSON (NaN and non-JSON values are refused, not written as invalid JSON)."""
+    _check_path("path", path)
+    try:
+        text = json.dumps(data, indent=1, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"data must be JSON-serializable (no NaN): {err}") from None
+    Path(path).write_text(text)
 
 
 def load_json(path: Path):
+    _check_path("path", path)
     return json.loads(Path(path).read_text())
 
 
@@ -148,10 +181,20 @@ def _publish_one(staged: Path, final: Path, token: str) -> None:
     raise OSError(f"could not publish {final}: it kept reappearing while being replaced")
 
 
+def _check_paths(paths) -> None:
+    if isinstance(paths, (str, bytes, os.PathLike)) or not isinstance(paths, Sequence) or not paths:
+        raise TypeError(f"paths must be a non-empty list of paths, got {type(paths).__name__}")
+    for p in paths:
+        _check_path("paths entry", p)
+
+
 def publish(paths: Sequence[Path], write: Callable[[list[Path]], None]) -> None:
     """Write an entry atomically: ``write(staged)`` fills one temporary path per final path (a file or a folder),
     then each is renamed into place in order, so the last path appears last. Temporary paths never outlive
     the call."""
+    _check_paths(paths)
+    if not callable(write):
+        raise TypeError(f"write must be callable (write(staged) fills the staged paths), got {type(write).__name__}")
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     paths = [Path(p) for p in paths]
     staged = [p.with_name(f".{p.name}.{token}.tmp") for p in paths]
@@ -202,6 +245,13 @@ def load_or_compute(paths: Sequence[Path], *, load: Callable[[], T], compute: Ca
     >>> load_or_compute([f], **args)[1], load_or_compute([f], **args)[1]
     (False, True)
     """
+    _check_paths(paths)
+    for name, fn in (("load", load), ("compute", compute), ("save", save)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    for name, flag in (("enabled", enabled), ("refresh", refresh)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     paths = [Path(p) for p in paths]
     if enabled and not refresh and all(p.exists() for p in paths):
         try:

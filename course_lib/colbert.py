@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from course_lib import validation as V
 from course_lib.cache import (CacheEntryError, cache_dir, cache_key, load_array, load_json, load_or_compute,
                               model_fingerprint, save_array, save_json, texts_fingerprint)
 from course_lib.embed import as_texts, default_batch_size, encoding_entry
@@ -62,10 +63,16 @@ def token_embeddings(model, texts, is_query: bool, *, query_augment: bool = True
     to ``QUERY_LENGTH`` tokens when ``query_augment``; documents are cut at ``DOC_LENGTH``. ``batch_size``
     None is 32 on a CPU and 128 on a GPU.
     """
+    V.check_bool("is_query", is_query)
+    V.check_bool("query_augment", query_augment)
+    V.check_int("max_length", max_length, low=1, allow_none=True)
+    V.check_int("batch_size", batch_size, low=1, allow_none=True)
+    V.check_bool("cache", cache)
+    V.check_bool("show_progress", show_progress)
+    fields = ("text",) if is_query else ("title", "text")
+    ids, strings = as_texts(texts, fields)  # before the model is touched: bad texts fail fast
     batch_size = batch_size or default_batch_size(model, cpu=32, accelerator=128)
     max_length = max_length or (QUERY_LENGTH if is_query else DOC_LENGTH)
-    fields = ("text",) if is_query else ("title", "text")
-    ids, strings = as_texts(texts, fields)
     kind = "tokens-queries" if is_query else "tokens-corpus"
     extra = {"max_length": max_length, "query_augment": bool(query_augment and is_query), "dtype": "float16"}
     settings, path = encoding_entry(model, ids, strings, kind, fields, None, extra)
@@ -103,6 +110,16 @@ def project(emb: np.ndarray, mask: np.ndarray, weight: np.ndarray | None = None,
     """
     import torch
 
+    V.check_tokens("emb", emb, mask, numpy_only=True)
+    mask = V.check_mask("mask", mask, emb.shape[:2])
+    V.check_finite("emb", emb)
+    if weight is not None:
+        V.check_matrix("weight", weight)
+        if weight.shape[0] != emb.shape[2]:
+            raise ValueError(f"weight must have shape (D={emb.shape[2]}, D'), got {weight.shape}")
+    if not (isinstance(dtype, type) and np.dtype(dtype) in V.FLOAT_DTYPES):
+        raise TypeError(f"dtype must be np.float16, np.float32 or np.float64, got {dtype!r}")
+    chunk = V.check_int("chunk", chunk, low=1)
     dim = emb.shape[2] if weight is None else weight.shape[1]
     out = np.zeros(emb.shape[:2] + (dim,), dtype)  # (B, L, D')
     w = None if weight is None else torch.from_numpy(np.asarray(weight, np.float32))  # (D, D')
@@ -121,6 +138,8 @@ def encode_multivector(model, texts, is_query: bool, projection: np.ndarray | No
 
     Returns ``(emb, mask)``: float16 (B, L, D') with padding zeroed, and bool (B, L).
     """
+    if projection is not None:
+        V.check_matrix("projection", projection)
     emb, mask = token_embeddings(model, texts, is_query, query_augment=query_augment, **kwargs)
     return project(emb, mask, projection), mask
 
@@ -140,8 +159,34 @@ def train_projection(q_emb: np.ndarray, q_mask: np.ndarray, d_emb: np.ndarray, d
     import torch
     from tqdm.auto import tqdm
 
+    V.check_tokens("q_emb", q_emb, q_mask, numpy_only=True)
+    V.check_tokens("d_emb", d_emb, d_mask, numpy_only=True)
+    q_mask, d_mask = V.check_mask("q_mask", q_mask, q_emb.shape[:2]), V.check_mask("d_mask", d_mask, d_emb.shape[:2])
+    V.check_finite("q_emb", q_emb)
+    V.check_finite("d_emb", d_emb)
+    V.check_same_dims("q_emb", q_emb, "d_emb", d_emb)
+    pairs = V.check_sequence("pairs", pairs, "(query row, document row) pairs")
     if not pairs:
         raise ValueError("pairs must not be empty")
+    for i, p in enumerate(pairs):
+        if not isinstance(p, (tuple, list)) or len(p) != 2 or not V.is_int(p[0]) or not V.is_int(p[1]) \
+                or not 0 <= p[0] < len(q_emb) or not 0 <= p[1] < len(d_emb):
+            raise ValueError(f"pairs[{i}] must be (query row in [0, {len(q_emb)}), document row in [0, {len(d_emb)})), "
+                             f"got {p!r}")
+    if hard_negatives is not None:
+        hard_negatives = V.check_sequence("hard_negatives", hard_negatives, "lists of document rows")
+        if len(hard_negatives) != len(q_emb):
+            raise ValueError(f"hard_negatives must hold one list per query row ({len(q_emb)}), got {len(hard_negatives)}")
+        for i, hs in enumerate(hard_negatives):
+            for h in V.check_sequence(f"hard_negatives[{i}]", hs, "document rows"):
+                V.check_int(f"hard_negatives[{i}] entry", h, low=0, high=len(d_emb) - 1, what="a document row")
+    dim = V.check_int("dim", dim, low=1, high=d_emb.shape[2], what="at most the token dims")
+    V.check_int("epochs", epochs, low=1)
+    V.check_int("batch_size", batch_size, low=1)
+    V.check_number("lr", lr, low=0, low_open=True)
+    V.check_number("temperature", temperature, low=0, low_open=True)
+    V.check_int("seed", seed, low=0)
+    V.check_bool("show_progress", show_progress)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(d_emb), min(len(d_emb), 200), replace=False)  # (<= 200,) document rows
@@ -188,6 +233,7 @@ def training_pairs(train_ds, test_ds, doc_ids: Sequence[str]) -> tuple[list[str]
     """
     from course_lib.training import guarded_examples
 
+    doc_ids = V.check_ids("doc_ids", doc_ids, nonempty=True)
     examples, stats = guarded_examples(train_ds, test_ds)
     row = {d: i for i, d in enumerate(doc_ids)}
     qids = list(dict.fromkeys(e.query_id for e in examples if e.doc_id in row))
@@ -209,6 +255,14 @@ def colbert_projection(model, train_ds, test_ds, corpus_tokens: tuple[np.ndarray
     """
     from course_lib.data import document_text
 
+    doc_ids = V.check_ids("doc_ids", doc_ids, nonempty=True)
+    if not isinstance(corpus_tokens, tuple) or len(corpus_tokens) != 2:
+        raise TypeError(f"corpus_tokens must be a tuple (emb, mask), got {type(corpus_tokens).__name__}")
+    V.check_tokens("corpus_tokens[0]", corpus_tokens[0], corpus_tokens[1], numpy_only=True)
+    V.check_int("epochs", epochs, low=1)
+    V.check_int("dim", dim, low=1, high=corpus_tokens[0].shape[2], what="at most the token dims")
+    V.check_bool("retrain", retrain)
+    V.check_bool("show_progress", show_progress)
     qids, pairs, stats = training_pairs(train_ds, test_ds, doc_ids)
     if not pairs:
         raise ValueError("no training pair has its document in doc_ids")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from course_lib import quantization as Q
+from course_lib import validation as V
 from course_lib.metrics import evaluate
 from course_lib.binary import hamming_distances
 from course_lib.search import run_from_topk, topk_scores
@@ -34,6 +35,8 @@ PERCENTILE_GRID = (99.99, 99.9, 99.5, 99.0, 98.0, 95.0)
 @dataclass
 class Retrieval:
     """One retrieval task: float32 embeddings (Q, D) and (N, D), their ids, and the qrels.
+
+    ``depth``: documents ranked per query when scoring, in [1, N]; None is 100, or N when the corpus is smaller.
 
     Examples
     --------
@@ -57,11 +60,22 @@ class Retrieval:
     query_ids: Sequence[str]
     doc_ids: Sequence[str]
     qrels: Mapping[str, Mapping[str, int]]
-    depth: int = 100
+    depth: int | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        q = V.check_matrix("query_emb", self.query_emb)
+        c = V.check_matrix("corpus_emb", self.corpus_emb)
+        V.check_same_dims("query_emb", q, "corpus_emb", c)
+        if len(V.check_ids("query_ids", self.query_ids)) != q.shape[0]:
+            raise ValueError(f"query_ids must have one id per row of query_emb ({q.shape[0]}), got {len(self.query_ids)}")
+        if len(V.check_ids("doc_ids", self.doc_ids)) != c.shape[0]:
+            raise ValueError(f"doc_ids must have one id per row of corpus_emb ({c.shape[0]}), got {len(self.doc_ids)}")
+        V.check_qrels("qrels", self.qrels, nonempty=True)
+        self.depth = V.default_depth(self.depth, c.shape[0], name="depth")
+
     @classmethod
-    def from_dataset(cls, model, ds, depth: int = 100) -> Retrieval:
+    def from_dataset(cls, model, ds, depth: int | None = None) -> Retrieval:
         """Encode (or load from the cache) ``ds``'s corpus and queries with ``model``."""
         from course_lib.embed import encode_corpus, encode_queries
 
@@ -70,7 +84,11 @@ class Retrieval:
 
     def metrics(self, scores: np.ndarray) -> dict[str, float]:
         """Rank each row of a (Q, N) score matrix (top ``depth``) and evaluate it against the qrels."""
-        s, i = topk_scores(np.asarray(scores, dtype=np.float64), min(self.depth, scores.shape[1]))  # (Q, depth)
+        V.check_array("scores", scores, ndim=2, kind="real", shape="(queries, docs)")
+        if scores.shape != (len(self.query_ids), len(self.doc_ids)):
+            raise ValueError(f"scores must have shape (Q, N) = {(len(self.query_ids), len(self.doc_ids))}, "
+                             f"got {scores.shape}")
+        s, i = topk_scores(scores.astype(np.float64), self.depth)  # (Q, depth)
         return evaluate(run_from_topk(s, i, self.query_ids, self.doc_ids), self.qrels)
 
     def ndcg(self, scores: np.ndarray) -> float:
@@ -79,6 +97,9 @@ class Retrieval:
 
     def dot_ndcg(self, q: np.ndarray, d: np.ndarray) -> float:
         """nDCG@10 of the inner product of two float matrices."""
+        V.check_matrix("q", q)
+        V.check_matrix("d", d)
+        V.check_same_dims("q", q, "d", d)
         return self.ndcg(q.astype(np.float32) @ d.astype(np.float32).T)  # (Q, D) @ (D, N) -> (Q, N)
 
     @property
@@ -87,6 +108,19 @@ class Retrieval:
         if "fp32" not in self._cache:
             self._cache["fp32"] = self.dot_ndcg(self.query_emb, self.corpus_emb)
         return self._cache["fp32"]
+
+
+def _check_ret(ret, name: str = "ret") -> Retrieval:
+    if not isinstance(ret, Retrieval):
+        raise TypeError(f"{name} must be a course_lib.compression.Retrieval, got {type(ret).__name__}")
+    return ret
+
+
+def _check_bits_list(bits) -> tuple[int, ...]:
+    bits = tuple(V.check_sequence("bits", bits, "ints"))
+    if not bits:
+        raise ValueError("bits must hold at least one bit width")
+    return tuple(V.check_int("bits entry", b, low=1, high=8) for b in bits)
 
 
 def _row(name: str, ret: Retrieval, bytes_: int, sym: float, asym: float | None = None,
@@ -124,6 +158,7 @@ def scalar_scores(ret: Retrieval, ranges: Q.Ranges, bits: int) -> dict[str, obje
     >>> res["recon"][[2, 4]].tolist(), round(res["sym"], 4)
     ([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]], 0.6667)
     """
+    _check_ret(ret)
     d_hat = Q.dequantize_scalar(Q.quantize_scalar(ret.corpus_emb, ranges, "uint8", bits), ranges, bits)  # (N, D)
     q_hat = Q.dequantize_scalar(Q.quantize_scalar(ret.query_emb, ranges, "uint8", bits), ranges, bits)  # (Q, D)
     return {"asym": ret.dot_ndcg(ret.query_emb, d_hat), "sym": ret.dot_ndcg(q_hat, d_hat), "recon": d_hat}
@@ -147,6 +182,7 @@ def naive_code_ndcg(ret: Retrieval, ranges: Q.Ranges, dtype: Q.CodeDtype) -> flo
     >>> naive_code_ndcg(ret, r, "uint8"), round(naive_code_ndcg(ret, r, "int8"), 4)  # (1 + 1 + 1 / log2(3)) / 3
     (1.0, 0.877)
     """
+    _check_ret(ret)
     cq = Q.quantize_scalar(ret.query_emb, ranges, dtype).astype(np.int32)  # (Q, D); upcast: int8 @ int8 overflows
     cd = Q.quantize_scalar(ret.corpus_emb, ranges, dtype).astype(np.int32)  # (N, D)
     return ret.ndcg((cq @ cd.T).astype(np.float64))  # (Q, N)
@@ -167,6 +203,7 @@ def hamming_ndcg(ret: Retrieval) -> float:
     >>> round(hamming_ndcg(ret), 4)  # (1 + 1 + 1 / log2(3)) / 3
     0.877
     """
+    _check_ret(ret)
     dist = hamming_distances(Q.quantize_binary(ret.query_emb), Q.quantize_binary(ret.corpus_emb))  # (Q, N) int32
     return ret.ndcg(-dist.astype(np.float64))
 
@@ -189,6 +226,13 @@ def select_percentile(dev: Retrieval, bits: int, grid: Sequence[float] = PERCENT
     >>> best, sorted(set(scores.values()))
     (99.99, [1.0])
     """
+    _check_ret(dev, "dev")
+    bits = V.check_int("bits", bits, low=1, high=8)
+    grid = V.check_sequence("grid", grid, "percentiles")
+    if not grid:
+        raise ValueError("grid must hold at least one percentile")
+    for p in grid:
+        V.check_number("grid entry", p, low=50, high=100, low_open=True)
     scores = {p: scalar_scores(dev, Q.calibrate(dev.corpus_emb, "percentile", p), bits)["sym"] for p in grid}
     return max(scores, key=lambda p: (scores[p], p)), scores
 
@@ -222,7 +266,14 @@ def precision_table(ret: Retrieval, percentiles: Mapping[int, float] | None = No
     | uint8 raw codes (naive dot) | min-max | 4 | 1.0 |
     | binary (Hamming, no rescoring) | sign | 1 | 0.877 |
     """
+    _check_ret(ret)
+    bits = _check_bits_list(bits)
+    if percentiles is not None and not isinstance(percentiles, Mapping):
+        raise TypeError(f"percentiles must be a dict {{bits: percentile}} or None, got {type(percentiles).__name__}")
     percentiles = dict(percentiles or {})
+    for b, p in percentiles.items():
+        V.check_int("percentiles key", b, low=1, high=8)
+        V.check_number(f"percentiles[{b}]", p, low=50, high=100, low_open=True)
     c, q = ret.corpus_emb, ret.query_emb
     dim = c.shape[1]
     rows = [_row("fp32", ret, Q.bytes_per_vector(dim, 32), ret.fp32_ndcg, recon=c)]
@@ -275,6 +326,15 @@ def calibration_study(ret: Retrieval, samples: Mapping[str, np.ndarray], bits: S
     | 8 | each batch of 2 (dequantized per batch) | 2 | 20.0 | 1.0 |
     | 8 | each batch of 2 (raw codes compared) | 2 | 20.0 | 0.8102 |
     """
+    _check_ret(ret)
+    bits = _check_bits_list(bits)
+    if not isinstance(samples, Mapping) or not samples:
+        raise TypeError(f"samples must be a non-empty dict {{label: (n, D) float array}}, got {type(samples).__name__}")
+    for label, sample in samples.items():
+        V.check_matrix(f"samples[{label!r}]", sample)
+        V.check_same_dims(f"samples[{label!r}]", sample, "ret.corpus_emb", ret.corpus_emb)
+    batch_sizes = tuple(V.check_int("batch_sizes entry", b, low=2)
+                        for b in V.check_sequence("batch_sizes", batch_sizes, "ints"))
     rows = []
     n, dim = ret.corpus_emb.shape  # ranges: 2 x D float32 = 8 D bytes, shared by the docs they cover
     for b in bits:
@@ -324,7 +384,13 @@ def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None
     |---|---|
     | 1 |  |
     """
-    columns = list(columns or rows[0].keys())
+    rows = V.check_sequence("rows", rows, "dicts")
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise TypeError(f"rows[{i}] must be a dict, got {type(r).__name__}")
+    if columns is None and not rows:
+        raise ValueError("rows must hold at least one row when columns are not given")
+    columns = list(rows[0].keys()) if columns is None else V.check_texts("columns", columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |")
@@ -357,6 +423,10 @@ def binary_rescore_curve(ret: Retrieval, multipliers: Sequence[int] = (1, 2, 3, 
     """
     from course_lib.binary import binary_search
 
+    _check_ret(ret)
+    k = V.check_k(k, ret.corpus_emb.shape[0])
+    multipliers = tuple(V.check_int("multipliers entry", m, low=1)
+                        for m in V.check_sequence("multipliers", multipliers, "ints"))
     codes = Q.quantize_binary(ret.corpus_emb)  # (N, ceil(D / 8)) uint8
     r = Q.calibrate(ret.corpus_emb)
     stores = {"int8": (Q.quantize_scalar(ret.corpus_emb, r, "int8"), r),  # (N, D) int8
@@ -403,6 +473,7 @@ def binary_scoring_variants(ret: Retrieval) -> list[dict]:
     | float query . raw uint8 codes (not dequantized) | 1.0 |
     | float query . dequantized uint8 | 1.0 |
     """
+    _check_ret(ret)
     q, c = ret.query_emb, ret.corpus_emb  # (Q, D), (N, D)
     d = c.shape[1]
     qb, cb = Q.quantize_binary(q), Q.quantize_binary(c)  # (Q, ceil(D / 8)), (N, ceil(D / 8)) uint8

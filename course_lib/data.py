@@ -46,6 +46,11 @@ class DataChecksumError(DataError):
     """A data file exists but its size or sha256 differs from the manifest."""
 
 
+def _check_path(name: str, path) -> None:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"{name} must be a str or Path, got {type(path).__name__}")
+
+
 def load_manifest() -> dict:
     """Return the parsed ``data/manifest.json``."""
     with open(MANIFEST_PATH, encoding="utf-8") as fh:
@@ -55,13 +60,16 @@ def load_manifest() -> dict:
 
 def _spec(name: str) -> dict:
     manifest = load_manifest()
-    if name not in manifest:
+    if not isinstance(name, str) or name not in manifest:
         raise ValueError(f"name must be one of {sorted(manifest)}, got {name!r}")
     return manifest[name]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
+    _check_path("path", path)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -80,6 +88,8 @@ def verify(name: str, root: Path) -> None:
         A file's size or sha256 differs; the message names the file, both hashes and the fix.
     """
     spec = _spec(name)
+    _check_path("root", root)
+    root = Path(root)
     for rel, want in spec["files"].items():
         path = root / rel
         if not path.is_file():
@@ -151,6 +161,7 @@ class BeirDataset:
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """Read a BEIR qrels TSV (``query-id<TAB>corpus-id<TAB>score``, header line)."""
+    _check_path("path", path)
     qrels: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
@@ -172,6 +183,15 @@ def _read_jsonl(path: Path) -> list[dict]:
 def small_doc_ids(all_ids: list[str], judged: set[str], size: int = SMALL_CORPUS_SIZE,
                   seed: int = SMALL_SEED) -> set[str]:
     """The small-mode sub-corpus: every judged document plus a seeded sample of the rest, ``size`` in all."""
+    from course_lib import validation as V
+
+    all_ids = V.check_ids("all_ids", all_ids)
+    if isinstance(judged, (str, bytes)) or not isinstance(judged, (set, frozenset, list, tuple)):
+        raise TypeError(f"judged must be a set of str doc ids, got {type(judged).__name__}")
+    for d in judged:
+        V.check_id("judged entry", d)
+    V.check_int("size", size, low=1)
+    V.check_int("seed", seed)
     judged = {d for d in judged if d in set(all_ids)}
     rest = sorted(d for d in all_ids if d not in judged)
     n_extra = max(0, min(size - len(judged), len(rest)))
@@ -199,6 +219,8 @@ def load_beir(name: str = "scifact", split: BeirSplit = "test", small: bool | No
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if small is not None and not isinstance(small, bool):
+        raise TypeError(f"small must be a bool or None, got {type(small).__name__}")
     root = locate(name)
     if small is None:
         small = small_mode()
@@ -227,6 +249,13 @@ def document_text(doc: dict, fields: tuple[str, ...] = ("title", "text")) -> str
     >>> document_text({"title": "Aspirin", "text": "reduces fever."})
     'Aspirin reduces fever.'
     """
+    if not isinstance(doc, dict):
+        raise TypeError(f"doc must be a dict of fields (e.g. {{'title': ..., 'text': ...}}), got {type(doc).__name__}")
+    if isinstance(fields, str) or not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields):
+        raise TypeError(f"fields must be a tuple of str field names, got {fields!r}")
+    for f in fields:
+        if not isinstance(doc.get(f, ""), str):
+            raise TypeError(f"doc[{f!r}] must be a str, got {type(doc[f]).__name__}")
     return " ".join(doc[f].strip() for f in fields if doc.get(f, "").strip())
 
 

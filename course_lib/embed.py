@@ -20,6 +20,7 @@ import numpy as np
 
 from course_lib.cache import (CacheEntryError, cache_dir, cache_key, load_array, load_json, load_or_compute,
                               model_fingerprint, save_array, save_json, texts_fingerprint)
+from course_lib import validation as V
 from course_lib.data import document_text
 
 
@@ -29,8 +30,10 @@ def as_texts(items, fields: tuple[str, ...]) -> tuple[list[str], list[str]]:
     >>> as_texts({"d1": {"title": "T", "text": "body"}}, ("title", "text"))
     (['d1'], ['T body'])
     """
+    if isinstance(fields, str) or not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields):
+        raise TypeError(f"fields must be a tuple of str field names, got {fields!r}")
     if isinstance(items, dict):
-        ids = [str(k) for k in items]
+        ids = [V.check_id("texts key", k) for k in items]  # str ids: 1 and "1" would collide as "1"
         values = list(items.values())
     elif isinstance(items, (list, tuple)):
         ids = [str(i) for i in range(len(items))]
@@ -52,6 +55,13 @@ def as_texts(items, fields: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 def encoding_entry(model, ids, strings, kind, fields, prompt, extra: dict | None = None) -> tuple[dict, Path]:
     """The settings that change an encoding, and the cache file keyed on them, the weights and the texts."""
+    V.check_texts("strings", strings)
+    if len(V.check_sequence("ids", ids, "str ids")) != len(strings):
+        raise ValueError(f"ids and strings must have the same length, got {len(ids)} and {len(strings)}")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind must be a non-empty str, got {kind!r}")
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}")
     settings = {"kind": kind, "max_seq_length": int(model.max_seq_length), "fields": list(fields),
                 "prompt": prompt, "normalize": True, "dtype": "float32", **(extra or {})}
     key = cache_key([model_fingerprint(model), texts_fingerprint(ids, strings), settings])
@@ -60,6 +70,8 @@ def encoding_entry(model, ids, strings, kind, fields, prompt, extra: dict | None
 
 def default_batch_size(model, cpu: int = 64, accelerator: int = 256) -> int:
     """Encoding batch size for the model's device: ``cpu`` on a CPU, ``accelerator`` on CUDA or MPS."""
+    V.check_int("cpu", cpu, low=1)
+    V.check_int("accelerator", accelerator, low=1)
     return cpu if getattr(model, "device", None) is None or model.device.type == "cpu" else accelerator
 
 
@@ -80,9 +92,16 @@ def max_seq_length(model, length: int | None):
 
 
 def _encode(model, texts, kind, *, batch_size, max_length, fields, prompt, cache, show_progress):
+    V.check_int("batch_size", batch_size, low=1, allow_none=True)
+    if max_length is not None and (not V.is_int(max_length) or max_length <= 0):
+        raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}")
+    V.check_bool("cache", cache)
+    V.check_bool("show_progress", show_progress)
+    ids, strings = as_texts(texts, fields)  # before the model is touched: bad texts fail fast
     if batch_size is None:
         batch_size = default_batch_size(model)
-    ids, strings = as_texts(texts, fields)
     with max_seq_length(model, max_length):
         settings, path = encoding_entry(model, ids, strings, kind, fields, prompt)
 

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from course_lib import validation as V
 from course_lib.data import BeirDataset, load_beir
 from course_lib.embed import cache_info, encode_corpus, encode_queries
 from course_lib.metrics import evaluate
@@ -29,6 +30,8 @@ def unseen_document_qrels(test_qrels: dict[str, dict[str, int]],
     >>> unseen_document_qrels({"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}}, {"t": {"d3": 1}})
     {'q1': {'d1': 1}}
     """
+    V.check_qrels("test_qrels", test_qrels)
+    V.check_qrels("train_qrels", train_qrels)
     train_pos = {d for rel in train_qrels.values() for d, r in rel.items() if r > 0}
     return {q: dict(rel) for q, rel in test_qrels.items() if not {d for d, r in rel.items() if r > 0} & train_pos}
 
@@ -37,11 +40,15 @@ def paired_comparison(before: dict[str, float], after: dict[str, float], tol: fl
     """Compare two systems query by query (per-query nDCG@10, say): mean change, and wins, losses and ties.
 
     A mean gain made of a few large wins and many small losses is a different model from one that wins
-    everywhere; the counts tell them apart. Both dicts must have the same query ids.
+    everywhere; the counts tell them apart. Both dicts must have the same str query ids and finite values;
+    ``tol`` (>= 0) is the largest change that still counts as a tie.
 
     >>> paired_comparison({"a": 0.5, "b": 0.2, "c": 0.9}, {"a": 0.7, "b": 0.1, "c": 0.9})
     {'mean_delta': 0.0333, 'wins': 1, 'losses': 1, 'ties': 1}
     """
+    V.check_scores_map("before", before)
+    V.check_scores_map("after", after)
+    tol = V.check_number("tol", tol, low=0)
     if set(before) != set(after) or not before:
         raise ValueError(f"before and after must score the same, non-empty set of queries "
                          f"({len(before)} and {len(after)} ids, {len(set(before) ^ set(after))} not shared)")
@@ -50,11 +57,12 @@ def paired_comparison(before: dict[str, float], after: dict[str, float], tol: fl
             "losses": sum(d < -tol for d in deltas), "ties": sum(abs(d) <= tol for d in deltas)}
 
 
-def evaluate_dense(model, ds: BeirDataset, k: int = 100, k_values=(1, 3, 5, 10, 100),
+def evaluate_dense(model, ds: BeirDataset, k: int | None = None, k_values=(1, 3, 5, 10, 100),
                    batch_size: int | None = None, show_progress: bool = True) -> dict:
     """Encode ``ds`` (cached), search exactly by cosine, and score the run with course_lib metrics.
 
     ``batch_size`` None lets the encoder choose for the model's device (64 on a CPU, 256 on a GPU).
+    ``k``: documents retrieved per query, in [1, N]; None is 100, or N when the corpus is smaller.
 
     Returns
     -------
@@ -63,7 +71,12 @@ def evaluate_dense(model, ds: BeirDataset, k: int = 100, k_values=(1, 3, 5, 10, 
         as first measured, also when it now came from the cache), ``cached`` (bool),
         ``index_bytes`` (float32 corpus matrix), ``search_seconds``, ``docs``, ``queries``.
     """
-    k = min(k, len(ds.corpus))
+    corpus = getattr(ds, "corpus", None)
+    if not isinstance(corpus, dict) or not corpus:
+        raise TypeError(f"ds must be a BeirDataset with a non-empty corpus, got {type(ds).__name__}")
+    k = V.default_depth(k, len(corpus))
+    V.check_sequence("k_values", k_values, "positive ints")
+    V.check_int("batch_size", batch_size, low=1, allow_none=True)
     cached = cache_info(model, ds.corpus) is not None
     start = time.perf_counter()
     corpus_emb = encode_corpus(model, ds.corpus, batch_size=batch_size, show_progress=show_progress)
@@ -86,6 +99,13 @@ def evaluate_dense(model, ds: BeirDataset, k: int = 100, k_values=(1, 3, 5, 10, 
     }
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.eval", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="base", help="'base' (packaged all-MiniLM-L6-v2) or a saved model folder")
@@ -93,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--small", action="store_true", help="small mode: the 1,500-document sub-corpus")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
-    parser.add_argument("--batch-size", type=int, default=None, help="encoding batch (default: 64 on a CPU, 256 on a GPU)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="encoding batch (default: 64 on a CPU, 256 on a GPU)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    if argv is not None:
+        V.check_texts("argv", argv, nonempty=False)
     args = parser.parse_args(argv)
 
     from course_lib.models import load_model

@@ -150,7 +150,12 @@ def fetch(name: str, mirror: str | Path | None = None, url: str | None = None,
     fetch leaves no half-written data set behind.
     """
     spec = _spec(name)
-    dest = (dest_root or DATA_ROOT) / name
+    for arg, value in (("mirror", mirror), ("dest_root", dest_root)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{arg} must be a str or Path or None, got {type(value).__name__}")
+    if url is not None and not isinstance(url, str):
+        raise TypeError(f"url must be a str or None, got {type(url).__name__}")
+    dest = Path(dest_root or DATA_ROOT) / name
     if dest.is_dir():
         try:
             verify(name, dest)
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="override the archive URL (one data set only)")
     parser.add_argument("--dest", default=None, type=Path, help="folder to fill (default: the course's data/)")
     parser.add_argument("--verify", action="store_true", help="only verify the data sets the course would load")
+    if argv is not None and (isinstance(argv, str) or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str arguments or None, got {argv!r}")
     args = parser.parse_args(argv)
     names = args.names or list(load_manifest())
     if args.url and len(names) != 1:

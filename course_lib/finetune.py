@@ -23,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 
+from course_lib import validation as V
+
 NegativeMode = Literal["none", "mined", "filtered"]
 LossName = Literal["mnrl", "cached_mnrl"]
 
@@ -75,12 +77,22 @@ def mine_hard_negatives(query_emb: np.ndarray, corpus_emb: np.ndarray, positives
     """
     from course_lib.search import topk
 
+    query_emb, corpus_emb = V.check_matrix("query_emb", query_emb), V.check_matrix("corpus_emb", corpus_emb)
+    V.check_same_dims("query_emb", query_emb, "corpus_emb", corpus_emb)
     q_n, n = query_emb.shape[0], corpus_emb.shape[0]
-    if len(positives) != q_n or any(len(p) == 0 for p in positives):
+    positives = V.check_sequence("positives", positives, "lists of corpus rows")
+    if len(positives) != q_n or any(isinstance(p, (str, bytes)) or not isinstance(p, (Sequence, np.ndarray))
+                                    or len(p) == 0 for p in positives):
         raise ValueError(f"positives must hold a non-empty list of corpus rows for each of the {q_n} queries")
+    for r, pos in enumerate(positives):
+        for p in pos:
+            V.check_int(f"positives[{r}] entry", p, low=0, high=n - 1, what="a corpus row")
     max_pos = max(len(p) for p in positives)
-    if num_negatives < 1:
-        raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
+    num_negatives = V.check_int("num_negatives", num_negatives, low=1)
+    range_min = V.check_int("range_min", range_min, low=0)
+    range_max = V.check_cutoff("range_max", range_max, allow_none=True)
+    V.check_number("absolute_margin", absolute_margin, allow_none=True)
+    V.check_number("relative_margin", relative_margin, low=0, allow_none=True)
     if range_max is None:
         margins = absolute_margin is not None or relative_margin is not None
         range_max = range_min + num_negatives * (10 if margins else 1) + max_pos
@@ -112,14 +124,18 @@ def mine_hard_negatives(query_emb: np.ndarray, corpus_emb: np.ndarray, positives
 
 def make_loss(model, name: LossName = "mnrl", mini_batch_size: int = 16):
     """``MultipleNegativesRankingLoss`` or its gradient-cached twin (same loss, memory of a ``mini_batch_size`` batch)."""
+    if not any(type(name) is str and name == c for c in ("mnrl", "cached_mnrl")):
+        raise ValueError(f"loss must be 'mnrl' or 'cached_mnrl', got {name!r}")
+    V.check_int("mini_batch_size", mini_batch_size, low=1)
+    if model is None:
+        raise TypeError("model must be a SentenceTransformer, got None")
     from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
                                                                    MultipleNegativesRankingLoss)
 
     if name == "mnrl":
         return MultipleNegativesRankingLoss(model)
-    if name == "cached_mnrl":
-        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size, show_progress_bar=False)
-    raise ValueError(f"loss must be 'mnrl' or 'cached_mnrl', got {name!r}")
+    return CachedMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size, show_progress_bar=False)
+
 
 
 @dataclass(frozen=True)
@@ -141,10 +157,27 @@ class FinetuneRecipe:
     limit: int | None = None
     seed: int = 0
 
+    def __post_init__(self):
+        from course_lib.training import check_fit_args
+
+        V.check_choice("negatives", self.negatives, ("none", "mined", "filtered"))
+        V.check_int("num_negatives", self.num_negatives, low=1)
+        V.check_int("range_min", self.range_min, low=0)
+        V.check_int("range_max", self.range_max, low=self.range_min + self.num_negatives,
+                    what="range_min + num_negatives or more")
+        V.check_number("relative_margin", self.relative_margin, low=0)
+        V.check_choice("loss", self.loss, ("mnrl", "cached_mnrl"))
+        V.check_int("mini_batch_size", self.mini_batch_size, low=1)
+        check_fit_args(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                       max_steps=self.max_steps, seed=self.seed)
+        V.check_int("limit", self.limit, low=1, allow_none=True)
+
 
 def finetune_recipe(cfg, negatives: NegativeMode = "none") -> FinetuneRecipe:
     """The course's run for a :class:`course_lib.config.Config`: 6 steps in small mode, 2 epochs of batch 32 on a
     CPU, 4 epochs of batch 128 with the gradient-cached loss on a GPU (``cfg.full``)."""
+    V.check_config("cfg", cfg)
+    V.check_choice("negatives", negatives, ("none", "mined", "filtered"))
     if cfg.small:
         return FinetuneRecipe(negatives=negatives, epochs=1.0, batch_size=8, max_steps=6, limit=96, seed=cfg.seed)
     if cfg.full:
@@ -165,6 +198,9 @@ def training_columns(model, train_ds, test_ds, recipe: FinetuneRecipe,
     from course_lib.embed import encode_corpus, encode_queries
     from course_lib.training import check_no_leakage, guarded_examples
 
+    if not isinstance(recipe, FinetuneRecipe):
+        raise TypeError(f"recipe must be a FinetuneRecipe (see finetune_recipe), got {type(recipe).__name__}")
+    V.check_bool("show_progress", show_progress)
     examples, guard = guarded_examples(train_ds, test_ds)
     examples = examples[: recipe.limit]
     columns = {"anchor": [e.query for e in examples], "positive": [e.document for e in examples]}
@@ -203,9 +239,15 @@ def finetuned_model(recipe: FinetuneRecipe, device: str | None = None, small: bo
 
     from course_lib.cache import model_fingerprint, texts_fingerprint
     from course_lib.data import load_beir
-    from course_lib.models import cached_model, load_model
+    from course_lib.models import cached_model, check_device, load_model
     from course_lib.training import fit
 
+    if not isinstance(recipe, FinetuneRecipe):
+        raise TypeError(f"recipe must be a FinetuneRecipe (see finetune_recipe), got {type(recipe).__name__}")
+    check_device(device)
+    V.check_bool("small", small)
+    V.check_bool("retrain", retrain)
+    V.check_bool("show_progress", show_progress)
     base = load_model(device=device)
     train_ds, test_ds = load_beir("scifact", "train", small=small), load_beir("scifact", "test", small=small)
     columns, stats = training_columns(base, train_ds, test_ds, recipe, show_progress)
@@ -259,9 +301,17 @@ def compression_check(ret, truncate_dim: int = 64, multiplier: int = 4) -> list[
     from course_lib.compression import hamming_ndcg, scalar_scores
     from course_lib.matryoshka import ndcg_by_dim
     from course_lib.metrics import evaluate
+    from course_lib.compression import Retrieval
     from course_lib.search import run_from_topk
 
+    if not isinstance(ret, Retrieval):
+        raise TypeError(f"ret must be a course_lib.compression.Retrieval, got {type(ret).__name__}")
     c = ret.corpus_emb
+    V.check_int("truncate_dim", truncate_dim, low=1, high=c.shape[1], what="the embedding size")
+    V.check_int("multiplier", multiplier, low=1)
+    if c.shape[0] < 10:
+        raise ValueError(f"ret must hold at least 10 documents (the binary search returns the top 10), got "
+                         f"{c.shape[0]}")
     r8 = Q.calibrate(c)
     s, i = binary_search(ret.query_emb, Q.quantize_binary(c), 10, multiplier=multiplier,
                          rescore_corpus=Q.quantize_scalar(c, r8, "int8"), precision="int8", ranges=r8)  # (Q, 10)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from course_lib import validation as V
+
 COST, GAIN, LATENCY = "bytes/doc", "nDCG@10", "ms/query"
 
 
@@ -55,19 +57,36 @@ def measure(name: str, family: str, bytes_per_doc: float, search: Callable[[], t
     from course_lib.metrics import evaluate
     from course_lib.search import run_from_topk
 
-    if not bytes_per_doc > 0:
-        raise ValueError(f"bytes_per_doc of {name!r} must be > 0, got {bytes_per_doc!r}")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not isinstance(family, str):
+        raise TypeError(f"family must be a str, got {type(family).__name__}")
+    try:
+        V.check_number("bytes_per_doc", bytes_per_doc, low=0, low_open=True)
+    except ValueError:
+        raise ValueError(f"bytes_per_doc of {name!r} must be > 0, got {bytes_per_doc!r}") from None
+    V.check_callable("search", search)
+    query_ids = V.check_ids("query_ids", query_ids, nonempty=True)
+    doc_ids = V.check_ids("doc_ids", doc_ids, nonempty=True)
+    V.check_qrels("qrels", qrels, nonempty=True)
+    for label, sub in (subsets or {}).items():
+        V.check_qrels(f"subsets[{label!r}]", sub, nonempty=True)
+        if set(sub) - set(query_ids):
+            raise ValueError(f"subsets[{label!r}] holds query ids not in query_ids, e.g. "
+                             f"{sorted(set(sub) - set(query_ids))[0]!r}")
+    repeat = V.check_int("repeat", repeat, low=1)
+    V.check_number("slow_s", slow_s)  # <= 0: every call counts as slow (one run)
     times = []
-    for _ in range(max(1, int(repeat))):
+    for _ in range(repeat):
         start = time.perf_counter()
         scores, indices = search()  # (Q, k) each
         times.append(time.perf_counter() - start)
         if times[0] > slow_s:
             break
-    scores, indices = np.asarray(scores), np.asarray(indices)
-    if scores.shape != indices.shape or scores.shape[0] != len(query_ids):
+    if not isinstance(scores, np.ndarray) or not isinstance(indices, np.ndarray) or scores.shape != indices.shape \
+            or scores.ndim != 2 or scores.shape[0] != len(query_ids):
         raise ValueError(f"search of {name!r} must return (Q, k) scores and indices for Q={len(query_ids)} "
-                         f"queries, got {scores.shape} and {indices.shape}")
+                         f"queries, got {V.describe(scores)} and {V.describe(indices)}")
     run = run_from_topk(scores, indices, query_ids, doc_ids)
     row = {"name": name, "family": family, COST: round(float(bytes_per_doc), 1),
            GAIN: round(evaluate(run, qrels)["ndcg@10"], 4), LATENCY: round(1e3 * min(times) / len(query_ids), 4)}
@@ -77,12 +96,21 @@ def measure(name: str, family: str, bytes_per_doc: float, search: Callable[[], t
 
 
 def _check_rows(rows: Sequence[Mapping], keys: Sequence[str]) -> None:
+    """Rows: a non-empty list of dicts whose ``keys`` hold finite numbers (NaN would win or lose silently)."""
+    rows = V.check_sequence("rows", rows, "row dicts")
     if not rows:
         raise ValueError("rows must hold at least one configuration")
     for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"rows[{i}] must be a dict, got {type(row).__name__}")
         missing = [k for k in keys if k not in row]
         if missing:
             raise ValueError(f"row {i} ({row.get('name', '?')!r}) has no {missing}")
+        for k in keys:
+            try:
+                V.check_number(f"row {i} ({row.get('name', '?')!r}) {k!r}", row[k])
+            except ValueError as err:
+                raise ValueError(f"rows[{i}][{k!r}]: {err}") from None
 
 
 def pareto_front(rows: Sequence[Mapping], cost: str = COST, gain: str = GAIN) -> list[int]:
@@ -115,10 +143,14 @@ def pick_config(rows: Sequence[Mapping], budget: float, max_ms: float | None = N
     >>> pick_config(rows, budget=1000), pick_config(rows, budget=2000), pick_config(rows, budget=100)
     (1, 0, None)
     """
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) or not budget > 0:
-        raise ValueError(f"budget must be a positive number of bytes per document, got {budget!r}")
-    if max_ms is not None and not max_ms > 0:
-        raise ValueError(f"max_ms must be a positive number of milliseconds or None, got {max_ms!r}")
+    try:
+        V.check_number("budget", budget, low=0, low_open=True)
+    except ValueError:
+        raise ValueError(f"budget must be a positive number of bytes per document, got {budget!r}") from None
+    try:
+        V.check_number("max_ms", max_ms, low=0, low_open=True, allow_none=True)
+    except ValueError:
+        raise ValueError(f"max_ms must be a positive number of milliseconds or None, got {max_ms!r}") from None
     _check_rows(rows, (cost, gain) + ((LATENCY,) if max_ms is not None else ()))
     fits = [i for i, r in enumerate(rows)
             if float(r[cost]) <= budget and (max_ms is None or float(r[LATENCY]) <= max_ms)]
@@ -142,8 +174,11 @@ def tradeoff(rows: Sequence[Mapping], choice: int, reference: int = 0, cost: str
     """
     _check_rows(rows, (cost, gain))
     for label, i in (("choice", choice), ("reference", reference)):
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(rows):
+        if not V.is_int(i) or not 0 <= i < len(rows):
             raise ValueError(f"{label} must be a row index in [0, {len(rows)}), got {i!r}")
+    for label, i, key in (("choice", choice, cost), ("reference", reference, gain)):
+        if not float(rows[i][key]) > 0:
+            raise ValueError(f"the {label} row's {key!r} must be > 0 for a ratio, got {rows[i][key]!r}")
     best = max(float(r[gain]) for r in rows)
     return {"times smaller": float(rows[reference][cost]) / float(rows[choice][cost]),
             "retention": float(rows[choice][gain]) / float(rows[reference][gain]),
@@ -156,8 +191,7 @@ def budget_per_document(memory_bytes: float, n_docs: int, reserve: float = 0.25)
     >>> round(budget_per_document(64 * 2**30, 100_000_000), 1)  # 100M documents in 64 GiB
     515.4
     """
-    if not memory_bytes > 0 or not n_docs > 0:
-        raise ValueError(f"memory_bytes and n_docs must be > 0, got {memory_bytes!r} and {n_docs!r}")
-    if not 0 <= reserve < 1:
-        raise ValueError(f"reserve must be in [0, 1), got {reserve!r}")
+    V.check_number("memory_bytes", memory_bytes, low=0, low_open=True)
+    V.check_int("n_docs", n_docs, low=1)
+    V.check_number("reserve", reserve, low=0, high=1, high_open=True)
     return memory_bytes * (1 - reserve) / n_docs

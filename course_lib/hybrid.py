@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from course_lib import validation as V
 from course_lib.metrics import rank
 
 Run = Mapping[str, Mapping[str, float]]
@@ -26,16 +27,20 @@ def rrf(runs: Sequence[Run], k: int = 60, depth: int | None = None) -> dict[str,
     k : int
         The damping constant (60 in the original paper).
     depth : int or None
-        Use only each run's top ``depth`` documents.
+        Use only each run's top ``depth`` documents (a cut-off: a positive int, which may exceed a run's
+        length; None reads every document).
 
     >>> fused = rrf([{"q": {"a": 0.9, "b": 0.5}}, {"q": {"b": 12.0, "c": 3.0}}], k=60)
     >>> [d for d, _ in sorted(fused["q"].items(), key=lambda x: -x[1])]
     ['b', 'a', 'c']
     """
+    runs = V.check_sequence("runs", runs, "run dicts")
     if not runs:
         raise ValueError("runs must hold at least one run")
-    if not isinstance(k, int) or k < 0:
-        raise ValueError(f"k must be a non-negative int, got {k!r}")
+    for i, run in enumerate(runs):
+        V.check_run(f"runs[{i}]", run)
+    k = V.check_int("k", k, low=0, what="the damping constant")
+    depth = V.check_cutoff("depth", depth, allow_none=True)
     fused: dict[str, dict[str, float]] = {}
     for run in runs:
         for qid, scores in run.items():
@@ -51,6 +56,7 @@ def minmax(scores: Mapping[str, float]) -> dict[str, float]:
     >>> minmax({"a": 2.0, "b": 4.0, "c": 3.0})
     {'a': 0.0, 'b': 1.0, 'c': 0.5}
     """
+    V.check_scores_map("scores", scores)
     if not scores:
         return {}
     lo, hi = min(scores.values()), max(scores.values())
@@ -61,8 +67,12 @@ def minmax(scores: Mapping[str, float]) -> dict[str, float]:
 
 def convex(dense: Run, sparse: Run, alpha: float) -> dict[str, dict[str, float]]:
     """``alpha * minmax(dense) + (1 - alpha) * minmax(sparse)`` per query, over the union of documents."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    V.check_run("dense", dense)
+    V.check_run("sparse", sparse)
+    try:
+        V.check_number("alpha", alpha, low=0, high=1)
+    except ValueError:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}") from None
     out: dict[str, dict[str, float]] = {}
     for qid in set(dense) | set(sparse):
         a, b = minmax(dense.get(qid, {})), minmax(sparse.get(qid, {}))

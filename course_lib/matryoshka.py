@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from course_lib import validation as V
+
 MRL_DIMS = (384, 256, 128, 64, 32, 16)
 
 
@@ -32,7 +34,9 @@ def truncate(emb: np.ndarray, dim: int, normalize: bool = True) -> np.ndarray:
     dim : int
         1 <= dim <= D.
     normalize : bool
-        Divide each truncated row by its L2 norm (rows of norm 0 are left at 0).
+        Divide each truncated row by its L2 norm (rows of norm 0 are left at 0), computed in float64, so
+        rows of any finite magnitude come out of unit length. Without it, values float32 cannot hold (beyond
+        its range, or non-zero but rounding to 0) are refused.
 
     Returns
     -------
@@ -42,21 +46,36 @@ def truncate(emb: np.ndarray, dim: int, normalize: bool = True) -> np.ndarray:
     >>> truncate(np.array([[0.6, 0.0, 0.8]], np.float32), 2).tolist()
     [[1.0, 0.0]]
     """
-    if not isinstance(emb, np.ndarray) or emb.ndim != 2 or emb.dtype.kind != "f":
-        raise TypeError(f"emb must be a 2-D float numpy array, got "
-                        f"{getattr(emb, 'dtype', type(emb).__name__)} {getattr(emb, 'shape', '')}")
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not 1 <= dim <= emb.shape[1]:
-        raise ValueError(f"dim must be an int in [1, {emb.shape[1]}] (the embedding size), got {dim!r}")
-    out = np.array(emb[:, :dim], dtype=np.float32)  # (N, dim), a copy: never a view into the caller's array
-    if normalize:
-        norms = np.linalg.norm(out, axis=1, keepdims=True)  # (N, 1)
-        np.divide(out, norms, out=out, where=norms > 0)
-    return out
+    x = V.check_matrix("emb", emb)
+    dim = V.check_int("dim", dim, low=1, high=x.shape[1], what="the embedding size")
+    V.check_bool("normalize", normalize)
+    prefix = x[:, :dim]  # (N, dim), a view; the result is a copy
+    if not normalize:
+        V.check_fits_float32("emb", prefix, tiny=True)  # float32 out: refuse what it cannot hold
+        return np.array(prefix, dtype=np.float32)
+    p64 = prefix.astype(np.float64)  # (N, dim): re-normalized in float64, so no square overflows or underflows
+    scale = np.abs(p64).max(axis=1, keepdims=True)  # (N, 1)
+    np.divide(p64, scale, out=p64, where=scale > 0)
+    norms = np.linalg.norm(p64, axis=1, keepdims=True)  # (N, 1), 0 only for an all-zero row
+    np.divide(p64, norms, out=p64, where=norms > 0)
+    return p64.astype(np.float32)
+
+
+def _check_dims(dims, d: int) -> tuple[int, ...]:
+    dims = tuple(V.check_sequence("dims", dims, "ints"))
+    if not dims:
+        raise ValueError("dims must hold at least one dim")
+    for x in dims:
+        V.check_int("dims entry", x, low=1, high=d, what="the embedding size")
+    return tuple(int(x) for x in dims)
 
 
 def ndcg_by_dim(query_emb: np.ndarray, corpus_emb: np.ndarray, query_ids: Sequence[str], doc_ids: Sequence[str],
-                qrels: Mapping[str, Mapping[str, int]], dims: Sequence[int] = MRL_DIMS, k: int = 100) -> dict[int, float]:
+                qrels: Mapping[str, Mapping[str, int]], dims: Sequence[int] = MRL_DIMS,
+                k: int | None = None) -> dict[int, float]:
     """nDCG@10 of exact cosine search with both sides truncated (and re-normalized) to each dim.
+
+    ``k`` documents are retrieved per query, in [1, N]; None is 100, or N when the corpus is smaller.
 
     Examples
     --------
@@ -73,9 +92,16 @@ def ndcg_by_dim(query_emb: np.ndarray, corpus_emb: np.ndarray, query_ids: Sequen
     from course_lib.metrics import evaluate
     from course_lib.search import run_from_topk, topk
 
+    q = V.check_matrix("query_emb", query_emb)
+    c = V.check_matrix("corpus_emb", corpus_emb)
+    V.check_same_dims("query_emb", q, "corpus_emb", c)
+    dims = _check_dims(dims, c.shape[1])
+    k = V.default_depth(k, c.shape[0])
+    query_ids, doc_ids = V.check_ids("query_ids", query_ids), V.check_ids("doc_ids", doc_ids)
+    V.check_qrels("qrels", qrels, nonempty=True)
     out = {}
     for d in dims:
-        s, i = topk(truncate(query_emb, d), truncate(corpus_emb, d), min(k, corpus_emb.shape[0]))  # (Q, k) each
+        s, i = topk(truncate(q, d), truncate(c, d), k)  # (Q, k) each
         out[int(d)] = evaluate(run_from_topk(s, i, query_ids, doc_ids), qrels)["ndcg@10"]
     return out
 
@@ -96,8 +122,12 @@ def funnel_index(corpus_emb: np.ndarray, shortlist_dim: int = 64, *, binary: boo
     """
     from course_lib.quantization import quantize_binary
 
-    prefix = truncate(corpus_emb, shortlist_dim, normalize=not binary)  # (N, shortlist_dim); signs need no norm
-    return quantize_binary(prefix) if binary else prefix
+    c = V.check_matrix("corpus_emb", corpus_emb)
+    shortlist_dim = V.check_int("shortlist_dim", shortlist_dim, low=1, high=c.shape[1], what="the embedding size")
+    V.check_bool("binary", binary)
+    if binary:  # signs need no norm: the prefix's own bits, in its own precision
+        return quantize_binary(np.ascontiguousarray(c[:, :shortlist_dim]))
+    return truncate(c, shortlist_dim)  # (N, shortlist_dim)
 
 
 def funnel_search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int, *, shortlist_dim: int = 64,
@@ -109,7 +139,9 @@ def funnel_search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int, *, shor
     bits of the first ``shortlist_dim`` dims by Hamming distance: ``shortlist_dim / 8`` bytes a document);
     stage 2 scores only the ``shortlist`` candidates with the full vectors (the float query against the
     stored documents). ``index`` is the stage-1 store from :func:`funnel_index`; pass it to build it once
-    rather than on every call. Returns float32 scores and int64 indices, (Q, k), best first.
+    rather than on every call. ``shortlist`` is a cut-off (at most the whole corpus) and ``k`` is in
+    [1, min(shortlist, N)]. Returns float32 scores (float64 for float64 inputs) and int64 indices, (Q, k),
+    best first.
 
     Examples
     --------
@@ -131,21 +163,27 @@ def funnel_search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int, *, shor
     from course_lib.binary import hamming_topk, rescore
     from course_lib.search import topk
 
-    n = corpus_emb.shape[0]
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= min(shortlist, n):
-        raise ValueError(f"k must be an int in [1, min(shortlist, N)] = [1, {min(shortlist, n)}], got {k!r}")
-    shortlist = min(int(shortlist), n)
+    q = V.check_matrix("query_emb", query_emb)
+    c = V.check_matrix("corpus_emb", corpus_emb)
+    V.check_same_dims("query_emb", q, "corpus_emb", c)
+    V.check_bool("binary", binary)
+    shortlist_dim = V.check_int("shortlist_dim", shortlist_dim, low=1, high=c.shape[1], what="the embedding size")
+    shortlist = min(V.check_cutoff("shortlist", shortlist), c.shape[0])  # a cut-off: at most the whole corpus
+    n = c.shape[0]
+    if not V.is_int(k) or not 1 <= k <= shortlist:
+        raise ValueError(f"k must be an int in [1, min(shortlist, N)] = [1, {shortlist}], got {k!r}")
+    k = int(k)
     if index is None:
         index = funnel_index(corpus_emb, shortlist_dim, binary=binary)
     want = (n, -(-shortlist_dim // 8)) if binary else (n, shortlist_dim)
-    if index.shape != want or index.dtype != (np.uint8 if binary else np.float32):
+    if not isinstance(index, np.ndarray) or index.shape != want or index.dtype != (np.uint8 if binary else np.float32):
         raise ValueError(f"index must be funnel_index(corpus_emb, {shortlist_dim}, binary={binary}): "
-                         f"{'uint8' if binary else 'float32'} {want}, got {index.dtype} {index.shape}")
+                         f"{'uint8' if binary else 'float32'} {want}, got {V.describe(index)}")
     if binary:  # stage 1: cand, int64 (Q, shortlist) corpus rows
-        _, cand = hamming_topk(quantize_binary(np.ascontiguousarray(query_emb[:, :shortlist_dim])), index, shortlist)
+        _, cand = hamming_topk(quantize_binary(np.ascontiguousarray(q[:, :shortlist_dim])), index, shortlist)
     else:
-        _, cand = topk(truncate(query_emb, shortlist_dim), index, shortlist)  # (Q, shortlist)
-    return rescore(np.asarray(query_emb, np.float32), cand, np.asarray(corpus_emb, np.float32), k)  # (Q, k) each
+        _, cand = topk(truncate(q, shortlist_dim), index, shortlist)  # (Q, shortlist)
+    return rescore(q, cand, c, k)  # (Q, k) each
 
 
 def matryoshka_loss(query_emb: np.ndarray, doc_emb: np.ndarray, dims: Sequence[int] = MRL_DIMS,
@@ -168,11 +206,17 @@ def matryoshka_loss(query_emb: np.ndarray, doc_emb: np.ndarray, dims: Sequence[i
     >>> round(matryoshka_loss(e, e, dims=(3,)), 6)  # each query is nearest its own document
     0.0
     """
-    if query_emb.shape != doc_emb.shape or query_emb.ndim != 2:
-        raise ValueError(f"query_emb {query_emb.shape} and doc_emb {doc_emb.shape} must both be (B, D)")
-    weights = [1.0] * len(dims) if weights is None else list(weights)
+    q = V.check_matrix("query_emb", query_emb)
+    d = V.check_matrix("doc_emb", doc_emb)
+    if q.shape != d.shape:
+        raise ValueError(f"query_emb {q.shape} and doc_emb {d.shape} must both be (B, D)")
+    dims = _check_dims(dims, q.shape[1])
+    weights = [1.0] * len(dims) if weights is None else V.check_sequence("weights", weights, "numbers")
     if len(weights) != len(dims):
         raise ValueError(f"weights ({len(weights)}) must have one entry per dim ({len(dims)})")
+    weights = [V.check_number("weights entry", w) for w in weights]
+    scale = V.check_number("scale", scale, low=0, low_open=True)
+    query_emb, doc_emb = q, d
     total = 0.0
     for d, w in zip(dims, weights):
         logits = scale * (truncate(query_emb, d).astype(np.float64) @ truncate(doc_emb, d).astype(np.float64).T)
@@ -206,6 +250,30 @@ def mrl_pairs(train_ds, test_ds) -> list[tuple[str, str]]:
     return [(e.query, e.document) for e in guarded_examples(train_ds, test_ds)[0]]
 
 
+def _check_pairs(pairs) -> list[tuple[str, str]]:
+    pairs = V.check_sequence("pairs", pairs, "(query, document) str pairs")
+    if not pairs:
+        raise ValueError("pairs must not be empty")
+    for i, p in enumerate(pairs):
+        if not isinstance(p, (tuple, list)) or len(p) != 2 or not all(isinstance(t, str) for t in p):
+            raise TypeError(f"pairs[{i}] must be a (query, document) pair of str, got {p!r:.60}")
+    return [tuple(p) for p in pairs]
+
+
+def _check_mrl_dims(dims, weights) -> tuple[int, ...]:
+    dims = tuple(V.check_sequence("dims", dims, "ints"))
+    if not dims or not all(V.is_int(x) and x >= 1 for x in dims) or sorted(dims, reverse=True) != list(dims) \
+            or len(set(dims)) != len(dims):
+        raise ValueError(f"dims must be decreasing positive ints, got {dims!r}")
+    if weights is not None:
+        weights = V.check_sequence("weights", weights, "numbers")
+        if len(weights) != len(dims):
+            raise ValueError(f"weights ({len(weights)}) must have one entry per dim ({len(dims)})")
+        for w in weights:
+            V.check_number("weights entry", w, low=0)
+    return tuple(int(x) for x in dims)
+
+
 def train_mrl(model, pairs: Sequence[tuple[str, str]], *, dims: Sequence[int] = MRL_DIMS,
               weights: Sequence[float] | None = None, epochs: float = 1.0, batch_size: int = 32,
               learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0,
@@ -221,10 +289,14 @@ def train_mrl(model, pairs: Sequence[tuple[str, str]], *, dims: Sequence[int] = 
 
     from course_lib.training import fit
 
-    if not pairs:
-        raise ValueError("pairs must not be empty")
+    from course_lib.training import check_fit_args
+
+    pairs = _check_pairs(pairs)
+    dims = _check_mrl_dims(dims, weights)
+    check_fit_args(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_steps=max_steps, seed=seed,
+                   show_progress=show_progress)
     dim = model.get_embedding_dimension()
-    if sorted(dims, reverse=True) != list(dims) or dims[0] > dim or dims[-1] < 1:
+    if dims[0] > dim:
         raise ValueError(f"dims must be decreasing, within [1, {dim}], got {tuple(dims)}")
     loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=list(dims),
                           matryoshka_weights=None if weights is None else list(weights))
@@ -253,11 +325,19 @@ def sts_spearman_by_dim(emb1: np.ndarray, emb2: np.ndarray, gold: Sequence[float
     """
     from scipy.stats import spearmanr
 
+    emb1, emb2 = V.check_matrix("emb1", emb1), V.check_matrix("emb2", emb2)
+    gold = V.check_sequence("gold", gold, "numbers")
     if emb1.shape != emb2.shape or emb1.shape[0] != len(gold):
         raise ValueError(f"emb1 {emb1.shape}, emb2 {emb2.shape} and gold ({len(gold)}) must have the same rows")
+    gold = [V.check_number("gold entry", g) for g in gold]
+    if len(gold) < 2 or len(set(gold)) < 2:
+        raise ValueError("gold must hold at least two different scores: a rank correlation needs them")
+    dims = _check_dims(dims, emb1.shape[1])
     out = {}
     for d in dims:
         cos = np.einsum("ij,ij->i", truncate(emb1, d), truncate(emb2, d))  # (P,) one cosine per pair
+        if np.ptp(cos) == 0:
+            raise ValueError(f"the cosines at {d} dims are all equal: the rank correlation is undefined")
         out[int(d)] = float(spearmanr(gold, cos).statistic)
     return out
 
@@ -266,6 +346,12 @@ def sts_by_dim(model, sts, dims: Sequence[int] = MRL_DIMS) -> dict[int, float]:
     """Encode an STS-B split with ``model`` (cached on disk) and return its Spearman correlation at each dim."""
     from course_lib.embed import encode_queries
 
+    for name in ("sentence1", "sentence2", "score"):
+        if not hasattr(sts, name):
+            raise TypeError(f"sts must be a course_lib.data.StsData (with {name}), got {type(sts).__name__}")
+    V.check_texts("sts.sentence1", sts.sentence1)
+    V.check_texts("sts.sentence2", sts.sentence2)
+    _check_mrl_dims(dims, None)
     return sts_spearman_by_dim(encode_queries(model, list(sts.sentence1)), encode_queries(model, list(sts.sentence2)),
                                sts.score, dims)
 
@@ -282,6 +368,14 @@ class MrlRecipe:
     max_steps: int = -1
     limit: int | None = None
     seed: int = 0
+
+    def __post_init__(self):
+        from course_lib.training import check_fit_args
+
+        check_fit_args(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                       max_steps=self.max_steps, seed=self.seed)
+        _check_mrl_dims(self.dims, self.weights)
+        V.check_int("limit", self.limit, low=1, allow_none=True)
 
 
 def mrl_recipe(cfg) -> MrlRecipe:
@@ -304,6 +398,7 @@ def mrl_recipe(cfg) -> MrlRecipe:
     3.0 32 0.0001 -1
     10.0 128 0.0002 -1
     """
+    V.check_config("cfg", cfg)
     if cfg.small:
         return MrlRecipe(epochs=1.0, batch_size=16, max_steps=8, seed=cfg.seed)
     if cfg.full:
@@ -324,8 +419,13 @@ def mrl_model(recipe: MrlRecipe, device: str | None = None, small: bool = False,
 
     from course_lib.data import load_beir
     from course_lib.cache import model_fingerprint, texts_fingerprint
-    from course_lib.models import cached_model, load_model
+    from course_lib.models import cached_model, check_device, load_model
 
+    if not isinstance(recipe, MrlRecipe):
+        raise TypeError(f"recipe must be a MrlRecipe (see mrl_recipe), got {type(recipe).__name__}")
+    check_device(device)
+    V.check_bool("small", small)
+    V.check_bool("retrain", retrain)
     base = load_model(device=device)
     pairs = mrl_pairs(load_beir("scifact", "train", small=small), load_beir("scifact", "test", small=small))
     pairs = pairs[: recipe.limit]

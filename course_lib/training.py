@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from course_lib import validation as V
+
 
 class LeakageError(ValueError):
     """Training data contains test queries (by id or by text)."""
@@ -29,6 +31,29 @@ class Example:
     document: str
 
 
+def check_queries(name: str, ds) -> dict[str, str]:
+    """``ds.queries``: a dict of str id -> str text (a BEIR split, or any object with such ``queries``)."""
+    queries = getattr(ds, "queries", None)
+    if not isinstance(queries, dict):
+        raise TypeError(f"{name} must be a BeirDataset (with a dict of queries), got {type(ds).__name__}")
+    for q, t in queries.items():
+        V.check_id(f"{name}.queries id", q)
+        if not isinstance(t, str):
+            raise TypeError(f"{name}.queries[{q!r}] must be a str, got {type(t).__name__}")
+    return queries
+
+
+def check_fit_args(*, epochs=1.0, batch_size=32, learning_rate=2e-5, max_steps=-1, seed=0, show_progress=True):
+    """The trainer's hyper-parameters, checked before anything is loaded or trained."""
+    V.check_number("epochs", epochs, low=0, low_open=True)
+    V.check_int("batch_size", batch_size, low=1)
+    V.check_number("learning_rate", learning_rate, low=0, low_open=True)
+    if not V.is_int(max_steps) or not (max_steps == -1 or max_steps >= 1):
+        raise ValueError(f"max_steps must be -1 (no limit) or an int >= 1, got {max_steps!r}")
+    V.check_int("seed", seed, low=0)
+    V.check_bool("show_progress", show_progress)
+
+
 def train_examples(train_ds, test_ds=None) -> list[Example]:
     """Every (query, relevant document) pair of a BEIR *train* split, in qrels order.
 
@@ -39,6 +64,10 @@ def train_examples(train_ds, test_ds=None) -> list[Example]:
 
     if getattr(train_ds, "split", None) != "train":
         raise ValueError(f"training pairs must come from the train split, got {getattr(train_ds, 'split', None)!r}")
+    check_queries("train_ds", train_ds)
+    V.check_qrels("train_ds.qrels", getattr(train_ds, "qrels", None))
+    if not isinstance(getattr(train_ds, "corpus", None), dict):
+        raise TypeError(f"train_ds must have a dict corpus, got {type(getattr(train_ds, 'corpus', None)).__name__}")
     drop = duplicate_queries(train_ds, test_ds) if test_ds is not None else {}
     return [Example(q, train_ds.queries[q], d, document_text(train_ds.corpus[d]))
             for q, rel in train_ds.qrels.items() if q not in drop
@@ -53,8 +82,9 @@ def duplicate_queries(train_ds, test_ds) -> dict[str, str]:
     ...                   SimpleNamespace(queries={"t": "obesity decreases life quality."}))
     {'a': 't'}
     """
-    test_text = {_normalize(t): q for q, t in test_ds.queries.items()}
-    return {q: test_text[_normalize(t)] for q, t in train_ds.queries.items() if _normalize(t) in test_text}
+    train_q, test_q = check_queries("train_ds", train_ds), check_queries("test_ds", test_ds)
+    test_text = {_normalize(t): q for q, t in test_q.items()}
+    return {q: test_text[_normalize(t)] for q, t in train_q.items() if _normalize(t) in test_text}
 
 
 def _normalize(text: str) -> str:
@@ -64,7 +94,8 @@ def _normalize(text: str) -> str:
 def check_no_leakage(train_query_ids: Sequence[str], train_texts: Sequence[str], test_ds) -> dict:
     """Refuse training data that contains a test query, by id or by text.
 
-    ``train_texts`` are every text that goes into training (queries, positives, negatives). A test query's text
+    ``train_query_ids`` (str ids) and ``train_texts`` are lists or tuples: a bare string is refused, not read
+    character by character. ``train_texts`` are every text that goes into training (queries, positives, negatives). A test query's text
     is found when a training text equals it, or contains it, after case folding and whitespace collapsing.
     Returns counts for the record; raises :class:`LeakageError` naming the first leak.
 
@@ -77,8 +108,10 @@ def check_no_leakage(train_query_ids: Sequence[str], train_texts: Sequence[str],
     ...
     course_lib.training.LeakageError: 1 test query text(s) found in the training data, e.g. test query 't1': 'Aspirin lowers fever.'
     """
-    test_ids = set(test_ds.queries)
-    shared_ids = sorted(test_ids & set(map(str, train_query_ids)))
+    train_query_ids = V.check_ids("train_query_ids", train_query_ids, unique=False)
+    train_texts = V.check_texts("train_texts", train_texts, nonempty=False)
+    test_ids = set(check_queries("test_ds", test_ds))
+    shared_ids = sorted(test_ids & set(train_query_ids))
     if shared_ids:
         raise LeakageError(f"{len(shared_ids)} test query id(s) are in the training data, e.g. {shared_ids[0]!r}")
     haystack = "\x00".join(_normalize(t) for t in train_texts)
@@ -122,9 +155,19 @@ def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batc
     from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
                                                                           SentenceTransformerTrainingArguments)
 
+    if not isinstance(columns, dict) or not columns:
+        raise TypeError(f"columns must be a non-empty dict of column name -> list of str, got {type(columns).__name__}")
+    for name, col in columns.items():
+        if not isinstance(name, str):
+            raise TypeError(f"columns keys must be str column names, got {name!r}")
+        V.check_texts(f"columns[{name!r}]", col)
     lengths = {k: len(v) for k, v in columns.items()}
-    if not lengths or len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
+    if len(set(lengths.values())) != 1:
         raise ValueError(f"columns must be non-empty lists of equal length, got lengths {lengths}")
+    check_fit_args(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_steps=max_steps, seed=seed,
+                   show_progress=show_progress)
+    if loss is None:
+        raise TypeError("loss must be a sentence-transformers loss module, got None")
     with tempfile.TemporaryDirectory() as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, max_steps=max_steps,

@@ -28,7 +28,7 @@ def test_truncate_renormalizes_and_copies():
     for bad in (0, 17, 2.5, True):
         with pytest.raises(ValueError, match=r"dim must be an int in \[1, 16\]"):
             truncate(x, bad)
-    with pytest.raises(TypeError, match="2-D float numpy array"):
+    with pytest.raises(TypeError, match="emb must be a float16/float32/float64 array, got dtype int32"):
         truncate(x.astype(np.int32), 2)
 
 

@@ -62,7 +62,7 @@ def test_bad_input_is_named():
         d[2, 1] = bad
         with pytest.raises(ValueError, match=r"corpus_emb contains NaN or inf: .* the first at row 2"):
             topk(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], np.float32), d, 1)  # even where the query's dim is 0
-    with pytest.raises(TypeError, match="corpus_emb must be a float array, got dtype int64"):
+    with pytest.raises(TypeError, match="corpus_emb must be a float16/float32/float64 array, got dtype int64"):
         topk(c, np.ones((4, 3), dtype=np.int64), 1)
     with pytest.raises(ValueError, match="must be 2-D"):
         topk(c[0], c, 1)
