@@ -249,9 +249,12 @@ pytestmark = [pytest.mark.notebooks, needs_sandbox]
 def test_honest_students_score_what_they_score_alone(cohort):
     rows = cohort["rows"]
     for student in ("a_good", "z_good"):
-        assert cohort["alone"][student] == {"add_tests": 2, "hypot_tests": 3, "mean_tests": 1, "TOTAL": 6}
+        assert cohort["alone"][student] == {"add_tests": 2, "hypot_tests": 3, "mean_tests": 1, "why_mean": 0, "TOTAL": 6}
         assert _points(rows, student) == cohort["alone"][student], student
     assert _points(rows, "y_blank")["TOTAL"] == 0
+    manual = {r.student: r.detail for r in rows if r.exercise == "why_mean"}
+    assert manual["a_good"] == "to be graded by hand" and manual["y_blank"] == "no answer"
+    assert next(r.detail for r in rows if r.student == "a_good" and r.exercise == "TOTAL") == "1 point to be graded by hand"
 
 
 @pytest.mark.parametrize("student, lost, error", [
@@ -268,7 +271,7 @@ def test_a_failing_exercise_costs_only_its_points_and_is_named(cohort, student, 
     rows = [r for r in cohort["rows"] if r.student == student]
     full = {"add_tests": 2, "hypot_tests": 3, "mean_tests": 1}
     expected = {**full, lost: 0}
-    assert {r.exercise: r.points for r in rows if r.exercise != "TOTAL"} == expected
+    assert {r.exercise: r.points for r in rows if r.exercise not in ("TOTAL", "why_mean")} == expected
     assert all(r.status == "graded" for r in rows)
     detail = next(r.detail for r in rows if r.exercise == lost)
     assert error in detail, detail

@@ -441,14 +441,20 @@ def grade_one(a: _Assignment, student: str, original: bytes, box: Path, limits: 
             details[test] = note + (f"; then {details[test]}" if test in details else "")
         else:
             details["TOTAL"] = (details.get("TOTAL", "") + "; " if "TOTAL" in details else "") + note
-    rows = []
+    manual = {_gid(c) for c in a.release.cells
+              if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.metadata["nbgrader"].get("solution")}
+    rows, pending = [], 0.0
     for name, mx in a.max_points.items():
         pts = attempt.scores.get(name)
-        rows.append(Row(student, a.stem, name, 0.0 if pts is None else pts, mx, "graded",
-                        details.get(name, "") if (pts or 0) < mx else "", found_flags))
+        if name in manual:  # nbgrader: None = answered, waits for a person; 0 = left blank
+            detail = "to be graded by hand" if pts is None else ("no answer" if pts == 0 else "")
+            pending += mx if pts is None else 0.0
+        else:
+            detail = details.get(name, "") if (pts or 0) < mx else ""
+        rows.append(Row(student, a.stem, name, 0.0 if pts is None else pts, mx, "graded", detail, found_flags))
     total = sum(r.points for r in rows)
-    rows.append(Row(student, a.stem, "TOTAL", total, sum(a.max_points.values()), "graded", details.get("TOTAL", ""),
-                    found_flags))
+    note = "; ".join(x for x in (details.get("TOTAL", ""), f"{pending:g} point{'' if pending == 1 else 's'} to be graded by hand" if pending else "") if x)
+    rows.append(Row(student, a.stem, "TOTAL", total, sum(a.max_points.values()), "graded", note, found_flags))
     return rows, attempt.scores, attempt.executed
 
 

@@ -60,3 +60,10 @@ assert mean([1, 2, 3]) == 2
 ### BEGIN HIDDEN TESTS
 assert mean([5]) == 5
 ### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "why_mean", "locked": false, "points": 1, "schema_version": 3, "solution": true}
+# **Question (graded by hand).** Why does `mean` refuse an empty list instead of returning 0?
+#
+# ### BEGIN SOLUTION
+# The mean of no numbers is undefined; 0 would be a silent wrong answer that looks like data.
+# ### END SOLUTION
