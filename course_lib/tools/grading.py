@@ -358,7 +358,8 @@ def _reset(nb, a: _Assignment, cell_id: str):
     if released.source == cell.source:
         return None, f"{name} hangs as released"
     cell.source = released.source
-    cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
+    if cell.cell_type == "code":
+        cell.outputs = []
     return nb, name
 
 
