@@ -107,7 +107,8 @@ print(f"{len(test.qrels)} test queries, {sum(len(r) for r in test.qrels.values()
 #
 # where the **ideal DCG**, $\mathrm{IDCG@}k$, is the DCG of the best possible ranking: all the query's judged
 # grades, retrieved or not, sorted in decreasing order. So nDCG@k lies in $[0, 1]$, and 1 means "no better
-# order exists". nDCG@10 is the headline metric of the BEIR benchmark and of this course.
+# order exists". nDCG@10 is the headline metric of BEIR (a collection of 18 retrieval benchmarks, SciFact among
+# them) and of this course.
 #
 # **Recall@k** is the fraction of the relevant documents found in the top $k$:
 # $\mathrm{Recall@}k = |\{i \le k : \mathrm{rel}(d_i) \ge 1\}| \,/\, R$. Recall@100 asks "did the relevant
@@ -247,6 +248,9 @@ _check({}, {"a": 1})  # nothing retrieved
 # every one of the 384 numbers is (almost always) non-zero.
 # Relevance is the cosine similarity $\cos(q, d) = \frac{q \cdot d}{\lVert q\rVert \lVert d\rVert}$, which for
 # unit vectors is just the dot product. Ranking a corpus is one matrix product and a top-k.
+#
+# The next cell encodes the corpus: about 4 minutes the first time on a laptop CPU (a progress bar shows it),
+# then a second, from the cache.
 
 # %%
 model = load_model(device=cfg.device)
@@ -712,7 +716,8 @@ else:
 #   best document token (**MaxSim**); notebook 04;
 # - **learned sparse** (SPLADE, the sparse head of BGE-M3): a transformer that outputs a weight per vocabulary
 #   word piece, including related words absent from the text (**expansion**), searched like BM25;
-# - an **index** is the data structure searched: a **flat** index compares the query with every vector; **HNSW**
+# - an **index** is the data structure searched (faiss is Meta's library of vector indexes): a **flat** index
+#   compares the query with every vector; **HNSW**
 #   (hierarchical navigable small-world graph) is an approximate graph index; an **inverted index** keeps a
 #   posting list per term; a **shortlist** is the top of a cheap first search, **rescored** by a better one.
 
@@ -743,14 +748,14 @@ rows = [
      "token-vector store + MaxSim", "partly (token-level, soft)", "none (raw token outputs, 04)",
      "re-ranking a shortlist; shows the cost"),
     ("multi-vector, ColBERT-style (128-d fp16)", n_tokens.mean() * 128 * 2, "computed: mean tokens x 128 x 2 B",
-     "token store + MaxSim (PLAID in ColBERTv2)", "partly (token-level, soft)",
+     "token-vector store + MaxSim over a shortlist", "partly (token-level, soft)",
      "yes: a late-interaction model or projection (04)", "high-quality search or re-ranking when memory allows"),
     ("sparse lexical BM25", measured_bytes, "measured: non-zeros x 8 B",
      "inverted index (Lucene, bm25s)", "yes", "no: corpus counts only (k1, b)",
      "exact terms, names, numbers; zero-shot baseline; hybrid partner"),
     ("learned sparse (SPLADE, BGE-M3 sparse)", distinct_pieces.mean() * 8,
      "estimate: distinct word pieces x 8 B", "inverted index", "yes, plus expansion terms",
-     "yes: a sparse encoder (MLM head)", "lexical engine with learned term weights"),
+     "yes: a sparse encoder (masked-language-model head)", "lexical engine with learned term weights"),
 ]
 taxonomy = pd.DataFrame(rows, columns=["representation", "bytes / document", "how the bytes were obtained",
                                        "index", "exact-term match", "training needed", "typical use"])
@@ -773,7 +778,7 @@ taxonomy
 # %% [markdown]
 # The learned-sparse row is an estimate, not a measurement: no sparse encoder ships with the course. A trained
 # SPLADE model weights the document's own word pieces, adds expansion terms and drops unimportant ones (its
-# FLOPS regularizer pays for every non-zero), so its size lands in the same range. The same bytes as a picture,
+# training loss includes a FLOPS regularizer, a penalty on the number of non-zeros), so its size lands in the same range. The same bytes as a picture,
 # on a log scale:
 
 # %%
