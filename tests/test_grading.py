@@ -149,6 +149,8 @@ def add(a, b):
     "i_osexit": ("mean", "import os\nos._exit(1)"),
     "l_memory": ("hypot", "hog = bytearray(8 * 2**30)\ndef hypot(a, b):\n    return (a * a + b * b) ** 0.5"),
     "l2_memory": ("mean", "hog = []\nwhile True:\n    hog.append(bytearray(2**26))"),
+    "o_loop_in_tests": ("hypot", "def hypot(a, b):\n    while True:\n        pass"),
+    "p_loop_in_narrative": ("mean", "def mean(xs):\n    while True:\n        pass"),
     "n_raises": ("add", "def add(a, b):\n    raise ValueError('the student raised this on purpose')"),
     # lies about its own score from inside the kernel: turns every assert of the tests into a no-op
     "m_liar": ("add", '''
@@ -265,6 +267,8 @@ def test_honest_students_score_what_they_score_alone(cohort):
     ("l_memory", "hypot_tests", "MemoryError"),
     ("l2_memory", "mean_tests", "MemoryError"),
     ("n_raises", "add_tests", "ValueError: the student raised this on purpose"),
+    ("o_loop_in_tests", "hypot_tests", "hypot was reset to its blank stub"),
+    ("p_loop_in_narrative", "mean_tests", "mean was reset to its blank stub"),
     ("j_edit", "add_tests", "AssertionError"),
 ])
 def test_a_failing_exercise_costs_only_its_points_and_is_named(cohort, student, lost, error):

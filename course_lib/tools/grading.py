@@ -330,9 +330,14 @@ def _scores(box: Path, stem: str, student: str) -> dict[str, float | None] | Non
 
 
 def _reset(nb, a: _Assignment, cell_id: str):
-    """``nb`` with the cell ``cell_id`` (or, for a locked test cell, the solution cell before it) reset to its
-    released version; a cell the student added is removed. Returns (new notebook, grade id or cell id), or
-    (None, reason) when nothing can be reset."""
+    """``nb`` with the cell to blame for a hang in cell ``cell_id`` reset to its released version; a cell the
+    student added is removed. Returns (new notebook, grade id or cell id), or (None, reason) when nothing can be
+    reset.
+
+    The cell to blame is ``cell_id`` itself when the student changed it. A cell that runs as released (a locked
+    test cell, which nbgrader restores, or an unchanged narrative cell) hung in the student's code that it calls:
+    the blame goes to the nearest solution cell before it that the student changed.
+    """
     import nbformat
 
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
@@ -341,23 +346,30 @@ def _reset(nb, a: _Assignment, cell_id: str):
         return None, f"cell {cell_id} is not in the submission"
     by_gid = {_gid(c): c for c in a.release.cells if _gid(c)}
     by_id = {c.get("id"): c for c in a.release.cells}
-    cell = nb.cells[index]
-    meta = by_gid.get(_gid(cell), {}).get("metadata", {}).get("nbgrader", {})
-    if meta.get("locked") or (meta.get("grade") and not meta.get("solution")):
-        # a locked (test) cell hung while it called the student's code: reset the exercise it tests
+
+    def released(cell):
+        return by_gid.get(_gid(cell)) if _gid(cell) else by_id.get(cell.get("id"))
+
+    def meta(cell):
+        return (released(cell) or {}).get("metadata", {}).get("nbgrader", {})
+
+    def as_released(cell):
+        m = meta(cell)
+        return bool(m.get("locked") or (m.get("grade") and not m.get("solution"))) or (
+            released(cell) is not None and released(cell).source == cell.source)
+
+    if as_released(nb.cells[index]):
+        hung = nb.cells[index]
         index = next((i for i in range(index - 1, -1, -1)
-                      if by_gid.get(_gid(nb.cells[i]), {}).get("metadata", {}).get("nbgrader", {}).get("solution")), None)
+                      if meta(nb.cells[i]).get("solution") and not as_released(nb.cells[i])), None)
         if index is None:
-            return None, f"the locked cell {_gid(cell)} hangs and no exercise precedes it"
-        cell = nb.cells[index]
-    released = by_gid.get(_gid(cell)) if _gid(cell) else by_id.get(cell.get("id"))
+            return None, f"{_gid(hung) or 'cell ' + str(hung.get('id'))} hangs as released and no answer before it changed"
+    cell = nb.cells[index]
     name = _gid(cell) or f"cell {cell.get('id')}"
-    if released is None:
+    if released(cell) is None:
         del nb.cells[index]
         return nb, name
-    if released.source == cell.source:
-        return None, f"{name} hangs as released"
-    cell.source = released.source
+    cell.source = released(cell).source
     if cell.cell_type == "code":
         cell.outputs = []
     return nb, name
