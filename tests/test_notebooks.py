@@ -55,6 +55,22 @@ def test_student_notebook_has_no_solutions_hidden_tests_or_outputs(stem):
     assert md.cell_type == "markdown" and all(w in md.source for w in ("learn", "Prerequisites", "Expected time"))
 
 
+# Notebooks reworked for issue 17 (real-API exercises, questions, pictures); the set grows to all of STEMS.
+REWORKED = ["01_embedding_taxonomy", "03_binary_hamming_search"]
+
+
+@pytest.mark.parametrize("stem", REWORKED)
+def test_each_exercise_states_difficulty_and_minutes_and_questions_are_asked(stem):
+    rows = notebooks.exercises(stem)
+    work = [r for r in rows if r["kind"] == "exercise"]
+    assert work and all(r["difficulty"] is not None and r["minutes"] for r in work), \
+        [r["grade_id"] for r in work if r["difficulty"] is None]
+    assert max(r["difficulty"] for r in work) >= 3, "every notebook has an exercise of difficulty 3 or more"
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("question") >= 1 and kinds.count("predict") >= 1 and len(rows) - len(work) >= 2
+    assert all(r["points"] > 0 for r in rows), [r["grade_id"] for r in rows if not r["points"]]
+
+
 def test_a_rebuild_keeps_the_gradebook_and_the_students_work(tmp_path):
     """`make notebooks` mid-course: source/ and release/ are remade, grades and submissions stay."""
     root = tmp_path / "nbgrader"

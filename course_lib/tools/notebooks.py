@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,11 +128,59 @@ def build(out: Path = NOTEBOOKS, root: Path = BUILD, names: list[str] | None = N
     return written
 
 
+EXERCISE_HEADER = re.compile(r"\*\*Exercise ([0-9.]+) · (.+?)\*\* · difficulty ([1-5])/5 · about (\d+) minutes")
+
+
+def exercises(stem: str, sources: Path = SOLUTIONS) -> list[dict]:
+    """The graded cells of one notebook, in order: ``{"grade_id", "kind", "points", "difficulty", "minutes",
+    "title"}``. ``kind`` is ``"exercise"`` (code to write), ``"predict"`` (a "predict, then run" answer,
+    grade id ``predict_*``) or ``"question"`` (a manually graded answer, grade id ``q_*``). An exercise's
+    difficulty, minutes and title come from the header line in the markdown before it
+    (``**Exercise N.M · title** · difficulty D/5 · about M minutes``); ``None`` when it has none."""
+    nb = source_notebook(Path(sources) / f"{stem}.py")
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points", 0)
+              for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    found, header = [], None
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and not meta:
+            match = EXERCISE_HEADER.search(cell.source)
+            header = match or header
+            continue
+        if not meta.get("solution"):
+            continue
+        gid = meta["grade_id"]
+        if cell.cell_type == "markdown":
+            found.append({"grade_id": gid, "kind": "question", "points": points.get(gid, 0),
+                          "difficulty": None, "minutes": None, "title": cell.source.split("\n")[0][:80]})
+            continue
+        kind = "predict" if gid.startswith("predict_") else "exercise"
+        tests = [g for g in points if g.startswith(gid + "_tests")] or [g for g in points if g.startswith(gid)]
+        row = {"grade_id": gid, "kind": kind, "points": sum(points[g] for g in tests),
+               "difficulty": None, "minutes": None, "title": None}
+        if header is not None:
+            row.update(difficulty=int(header.group(3)), minutes=int(header.group(4)), title=header.group(2))
+        found.append(row)
+        header = None
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.tools.notebooks", description=__doc__.split("\n")[0])
-    parser.add_argument("cmd", choices=["build"])
-    parser.add_argument("names", nargs="*", help="stems to build (default: all)")
+    parser.add_argument("cmd", choices=["build", "exercises"], help="build the notebooks, or list their graded cells")
+    parser.add_argument("names", nargs="*", help="stems (default: all)")
     args = parser.parse_args(argv)
+    if args.cmd == "exercises":
+        difficulties = []
+        for stem in args.names or stems():
+            for e in exercises(stem):
+                if e["kind"] == "exercise" and e["difficulty"] is not None:
+                    difficulties.append(e["difficulty"])
+                print(f"{stem:28s} {e['kind']:9s} {e['grade_id']:24s} {e['points']:>3g} pts  "
+                      f"difficulty {e['difficulty'] or '-'}  {e['minutes'] or '-'} min  {e['title'] or ''}")
+        if difficulties:
+            print(f"mean difficulty of {len(difficulties)} exercises: {sum(difficulties) / len(difficulties):.2f}")
+        return 0
     for path in build(names=args.names or None):
         print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 0
