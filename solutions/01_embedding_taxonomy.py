@@ -414,8 +414,8 @@ assert abs(float(predicted_bytes) - measured_bytes) <= 0.3 * measured_bytes, \
 
 # %% [markdown]
 # Words repeat: an abstract uses its topic words, "the", "of" and "in" many times, and BM25 stores each
-# distinct term once (its count goes into the weight). So a BM25 vector costs about as much as a 384-dim dense
-# float32 vector (1,536 bytes), yet it has ~30,000 dimensions. A search engine stores it the other way round,
+# distinct term once (its count goes into the weight). So a BM25 vector costs the same order of bytes as a
+# 384-dim dense float32 vector (1,536 bytes; compare the measurement above), yet it has ~30,000 dimensions. A search engine stores it the other way round,
 # as an **inverted index**: for each term, the list of documents that contain it (its **posting list**), so a
 # query reads only the lists of its own terms.
 #

@@ -397,7 +397,7 @@ def faiss_binary_rescore(query_emb, doc_emb, k, multiplier=4):
 
 
 # %% nbgrader={"grade": true, "grade_id": "faiss_binary_rescore_tests", "locked": true, "points": 4, "schema_version": 3, "solution": false}
-# Query code 11110000. Hamming distances: d0 0, d1 1, d2 4, d3 3. Rescored: d0 7.5, d1 11, d3 45.
+# Query code 11110000. Hamming distances: d0 0, d1 1, d2 4, d3 2. Rescored: d0 7.5, d1 11, d3 45.
 _docs = np.array([[1, 1, 1, 1, -1, -1, -1, -1], [2, 2, 2, -2, -2, -2, -2, -2], [-1] * 8,
                   [10, 10, 10, 10, 10, -10, -10, 10]], np.float32)
 _q = np.array([[1, 1, 1, 1, -1, -1, -1, -0.5]], np.float32)
