@@ -112,8 +112,9 @@ print(f"{len(test.qrels)} test queries, {sum(len(r) for r in test.qrels.values()
 #
 # **Recall@k** is the fraction of the relevant documents found in the top $k$:
 # $\mathrm{Recall@}k = |\{i \le k : \mathrm{rel}(d_i) \ge 1\}| \,/\, R$. Recall@100 asks "did the relevant
-# documents make it into a shortlist of 100?", what matters for a first stage whose shortlist a slower model
-# re-ranks (the **re-ranking** of notebooks 03 and 04).
+# documents make it into a shortlist of 100?", what matters for a **first stage** (a cheap search over the whole
+# corpus) whose **shortlist** (its top candidates) a slower, better model re-ranks (the **re-ranking** of notebooks
+# 03 and 04).
 #
 # **MRR@k** (mean reciprocal rank) looks only at the first relevant document: $1/i$ for the smallest rank
 # $i \le k$ with $\mathrm{rel}(d_i) \ge 1$, and 0 if there is none in the top $k$; "mean" because it is
@@ -326,7 +327,8 @@ print(f"dense  nDCG@10 = {dense_m['ndcg@10']:.4f}   Recall@100 = {dense_m['recal
 #
 # A **sparse** embedding lives in vocabulary space: one dimension per term, almost all zero. **BM25** ("best
 # matching 25", the 25th weighting scheme of the Okapi system, the default ranking of search engines such as
-# Lucene/Elasticsearch) puts on term $t$ of document $d$ the weight
+# Lucene/Elasticsearch, the open-source search libraries behind most keyword search) puts on term $t$ of
+# document $d$ the weight
 #
 # $$w(t,d) = \mathrm{idf}(t)\,\frac{\mathrm{tf}(t,d)}{\mathrm{tf}(t,d) + k_1\left(1 - b + b\,\frac{|d|}{\mathrm{avgdl}}\right)},
 # \qquad \mathrm{idf}(t) = \ln\!\left(1 + \frac{N - \mathrm{df}(t) + 0.5}{\mathrm{df}(t) + 0.5}\right)$$

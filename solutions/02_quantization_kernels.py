@@ -501,7 +501,7 @@ plt.show()
 
 # %% [markdown]
 # Read the table:
-# - **fp16, bf16, int8** cost nothing measurable; **int4** keeps essentially all of it at 8x compression.
+# - **fp16, bf16** (bfloat16: float32's 8 exponent bits with only 7 mantissa bits), **int8** cost nothing measurable; **int4** keeps essentially all of it at 8x compression.
 # - **2-bit** needs percentile calibration; min-max wastes its 4 levels on outliers.
 # - On the full corpus, the percentile rows chosen on train queries even score a little *above* fp32 (see the
 #   README). Clipping tames a few outlier dimensions that dominate the dot product but carry little of the

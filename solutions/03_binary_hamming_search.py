@@ -551,8 +551,10 @@ plt.show()
 # %% [markdown]
 # (If the int8 store lives on disk and only the shortlist is read, RAM holds just the 48-byte codes.)
 #
-# faiss offers approximate binary indexes over the same codes: `IndexBinaryHNSW` (a graph) and `IndexBinaryIVF`
-# (inverted lists around k-means centroids in Hamming space). `course_lib.binary.faiss_binary_index` builds each from
+# faiss offers approximate binary indexes over the same codes: `IndexBinaryHNSW` (a graph of near neighbours,
+# searched greedily; `ef_search` is how many candidates the search keeps, more = better and slower) and
+# `IndexBinaryIVF` (the codes clustered around k-means centroids, each cluster an inverted list; `nprobe` is how
+# many of the nearest clusters a query scans). `course_lib.binary.faiss_binary_index` builds each from
 # course_lib codes. Below, **distance recall@10** is the share of the top 10 ranks at which the index found a code at
 # the exact Hamming distance (ids cannot be compared: ties), against time, on the SciFact codes. At this size exact
 # search is already fast: the point is how recall falls as the index visits less of the corpus.

@@ -138,7 +138,8 @@ assert abs(predicted_bytes - measured_bytes) <= 0.2 * measured_bytes, (predicted
 # Documents have different lengths, so a batch is padded, and a mask says which positions are real. Padding must
 # never take part: set padded similarities to $-\infty$ before the max. **Multiplying** by the mask instead makes a
 # padded similarity 0, and 0 beats every real similarity of a query token that matches nothing (all negative).
-# PyLate 1.6's `colbert_scores` multiplies; the course's tests run PyLate in a separate environment and pin the difference.
+# PyLate (a library for training and serving ColBERT-style models on top of sentence-transformers) 1.6's
+# `colbert_scores` multiplies; the course's tests run PyLate in a separate environment and pin the difference.
 #
 # **Exercise 4.1 · MaxSim with masks** · difficulty 3/5 · about 20 minutes
 #
@@ -361,7 +362,8 @@ pd.DataFrame(split_rows).T.round(4)
 # %% [markdown]
 # On the full corpus the trained model's whole lead comes from the first group; on the second it scores about the
 # same as the dense model (the README has the figures). The late-interaction model is a real retriever, but the
-# headline gain mixes in a document prior. Notebook 06 builds a leakage guard for the queries; documents shared
+# headline gain mixes in a document prior (a learned preference for documents seen in training, whatever the
+# query). Notebook 06 builds a leakage guard for the queries; documents shared
 # between splits are the subtler leak.
 
 # %% [markdown]
@@ -492,8 +494,8 @@ summary
 # %% [markdown]
 # ## Going further
 #
-# - **PyLate** and **ColBERTv2 / PLAID**: full ColBERT training (the backbone too, not only the projection) and an
-#   index with residual compression and centroid-based candidate generation.
+# - **PyLate** and **ColBERTv2 / PLAID** (PLAID is ColBERTv2's search engine): full ColBERT training (the backbone
+#   too, not only the projection) and an index with residual compression and centroid-based candidate generation.
 # - **Learned sparse models (SPLADE, BGE-M3)**: BGE-M3 gives dense, sparse and multi-vector outputs from one model;
 #   SPLADE keeps term-level matching in an inverted index instead of token vectors.
 # - **Product quantization** of token vectors (faiss `IndexPQ`) as an alternative to ColBERTv2's residuals.
