@@ -26,7 +26,8 @@ student's kernel). Submissions whose code reaches for the machinery (``get_ipyth
 ``/proc``, ``subprocess``, ...) are flagged for a person to review: the ``flags`` column of the report.
 
 Grading runs in small mode (``COURSE_SMALL=1``) unless the environment says otherwise: the exercises do
-not depend on the corpus size.
+not depend on the corpus size. ``COURSE_KEEP_BOXES=1`` keeps the sandboxes (``grader.log``, ``progress.jsonl``)
+for debugging the grader.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ GRADING_ROOT = REPO_ROOT / "build" / "grading"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 COURSE_ID = "embeddings-course"
 MAX_NOTEBOOK_BYTES = 50 * 2**20
+
+
+def keep_boxes() -> bool:
+    """``COURSE_KEEP_BOXES=1`` keeps the sandboxes after grading, to debug the grader (their logs, progress)."""
+    return bool(os.environ.get("COURSE_KEEP_BOXES"))
 
 # What a person should look at: code that reaches for the kernel, the grader or files outside its folder.
 FLAGS = {
@@ -313,8 +319,6 @@ def _culprit(box: Path, res: sandbox.Result) -> tuple[str, str] | None:
 
 def _scores(box: Path, stem: str, student: str) -> dict[str, float | None] | None:
     """The scores in the sandbox's scratch gradebook, read from a private copy of it (None if unreadable)."""
-    from nbgrader.api import MissingEntry
-
     try:
         data = read_regular_file(box / "gradebook.db", limit=256 * 2**20)
     except OSError:
@@ -325,7 +329,7 @@ def _scores(box: Path, stem: str, student: str) -> dict[str, float | None] | Non
             with _gradebook(Path(tmp)) as gb:
                 nb = gb.find_submission_notebook(stem, stem, student)
                 return {g.name: (None if g.auto_score is None else float(g.auto_score)) for g in nb.grades}
-        except (MissingEntry, Exception):  # noqa: BLE001 - a damaged scratch gradebook scores nothing
+        except Exception:  # noqa: BLE001 - MissingEntry, or a damaged scratch gradebook: it scores nothing
             return None
 
 
@@ -436,7 +440,7 @@ def grade_one(a: _Assignment, student: str, original: bytes, box: Path, limits: 
             attempt = _Attempt(None, attempt.executed, None, f"a cell could not be reset: {name}")
             break
         nb, resets[name] = new, attempt.culprit[1]
-    if not os.environ.get('COURSE_KEEP_BOXES'):
+    if not keep_boxes():
         shutil.rmtree(box, ignore_errors=True)
     if attempt.scores is None:
         return _zero_rows(a, student, f"error: {attempt.error}", found_flags), None, attempt.executed
@@ -519,7 +523,7 @@ def grade(submissions: Path, out: Path | None = None, *, limits: Limits = Limits
             rows += got
             if scores is not None:
                 _record(root, stem, student, scores, original, executed)
-    if not os.environ.get('COURSE_KEEP_BOXES'):
+    if not keep_boxes():
         shutil.rmtree(scratch, ignore_errors=True)
     if out is not None:
         write_csv(rows, out)
