@@ -28,10 +28,11 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
 
-from course_lib.tools.report import record
+from course_lib.tools.report import record, record_many
 
 record("nDCG@10, toy", 0.61234)
 record("size", 1536, "bytes")
+record_many([("table a", 0.5), ("table b", 2.25, "ms")])
 
 # %%
 plt.plot([1, 2], [3, 4])
@@ -88,7 +89,8 @@ def test_the_report_holds_every_recorded_figure_and_the_plots(ran):
     data = json.loads((out / "report.json").read_text())
     assert data["mode"] in {"small", "full"} and [n["stem"] for n in data["notebooks"]] == ["01_ok", "02_fails"]
     ok = data["notebooks"][0]
-    assert ok["status"] == "ok" and [f["name"] for f in ok["figures"]] == ["nDCG@10, toy", "size"]
+    assert ok["status"] == "ok" and [f["name"] for f in ok["figures"]] == ["nDCG@10, toy", "size", "table a", "table b"]
+    assert "| 01_ok | table b | 2.2500 ms |" in text
     assert ok["plots"] == ["01_ok-c003-0.png"] and (out / "figures" / "01_ok-c003-0.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -115,6 +117,26 @@ def test_unknown_notebook_is_refused_with_the_list(tmp_path, capsys):
     listed = err.split("the notebooks are ", 1)[1]
     assert [s for s in known if s not in listed] == [], f"the refusal does not list every notebook: {err}"
     assert not (tmp_path / "out").exists()  # refused before anything ran or was written
+
+
+def test_record_many_shows_one_line_in_a_notebook_and_carries_every_figure(ran):
+    import nbformat
+
+    _, out = ran
+    nb = nbformat.read(out / "01_ok.ipynb", as_version=4)
+    texts = [o["data"]["text/plain"] for o in nb.cells[1].outputs if "data" in o]
+    assert texts == ["nDCG@10, toy = 0.6123", "size = 1,536 bytes",
+                     "2 figures of the table above recorded for the workbook report"], texts
+
+
+def test_record_many_checks_every_figure(capsys):
+    assert report.record_many([("a", 1), ("b", 2.5, "ms")]) is None
+    assert capsys.readouterr().out == "a = 1\nb = 2.5000 ms\n"
+    for bad, error, match in [("a", TypeError, "list of"), ([("a",)], TypeError, "tuple"),
+                              ([("a", float("inf"))], ValueError, "finite"), ([], ValueError, "empty"),
+                              ([("a", "1")], TypeError, "must be a number")]:
+        with pytest.raises(error, match=match):
+            report.record_many(bad)
 
 
 def test_record_refuses_what_is_not_a_finite_number(capsys):
