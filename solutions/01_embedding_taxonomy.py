@@ -261,12 +261,12 @@ print(corpus_emb.shape, corpus_emb.dtype, "norms:", np.linalg.norm(corpus_emb[:3
 
 
 # %% [markdown]
-# **Exercise 2.1 · Cosine top-k** · difficulty 2/5 · about 10 minutes
+# **Exercise 1.3 · Cosine top-k** · difficulty 2/5 · about 10 minutes
 #
 # Write `cosine_topk(query_emb, corpus_emb, k)`. The inputs need **not** be normalized. Return the
 # `k` best cosine similarities of each query, in decreasing order, and their corpus row indices.
 # Where scores tie, the lower index comes first (hint: `np.argsort(..., kind="stable")` on the negated scores).
-# (2 points.)
+# Scores may have any float dtype and indices any integer dtype: the tests compare values. (2 points.)
 
 # %% nbgrader={"grade": false, "grade_id": "cosine_topk", "locked": false, "schema_version": 3, "solution": true}
 def cosine_topk(query_emb, corpus_emb, k):
@@ -340,7 +340,7 @@ print(f"dense  nDCG@10 = {dense_m['ndcg@10']:.4f}   Recall@100 = {dense_m['recal
 # (controlled by $k_1$), long documents are discounted (controlled by $b$), and rare terms weigh more (idf).
 # BM25 is **lexical**: a document scores only on the query's exact terms.
 #
-# **Exercise 3.1 · A BM25 term weight** · difficulty 2/5 · about 10 minutes
+# **Exercise 1.4 · A BM25 term weight** · difficulty 2/5 · about 10 minutes
 #
 # Implement the formula. It must work on numbers and, elementwise, on NumPy arrays. (2 points.)
 
@@ -380,7 +380,7 @@ print(f"a SciFact document (title + abstract) has {doc_lengths.mean():.0f} token
 print("the first tokens of one:", sparse.tokenize(doc_texts[0])[:25])
 
 # %% [markdown]
-# **Exercise 3.2 · Predict, then run: the size of a BM25 document vector** · difficulty 2/5 · about 5 minutes
+# **Exercise 1.5 · Predict, then run: the size of a BM25 document vector** · difficulty 2/5 · about 5 minutes
 #
 # Before you run the next cell, predict the mean bytes per document of the BM25 matrix on this corpus: 8 bytes
 # per non-zero entry, and a document has one non-zero entry per **distinct** term it contains. Replace `None`
@@ -388,7 +388,8 @@ print("the first tokens of one:", sparse.tokenize(doc_texts[0])[:25])
 # within 30% of the measurement. (1 point.)
 
 # %% nbgrader={"grade": false, "grade_id": "predict_bm25_bytes", "locked": false, "schema_version": 3, "solution": true}
-# Your prediction, before you run the next cell: mean bytes per document of the BM25 vectors
+# Your prediction, before you run the next cell: mean bytes per document of the BM25 vectors.
+# Replace the line `raise NotImplementedError()` with `predicted_bytes = <your number>`, then run this cell.
 predicted_bytes = None
 ### BEGIN SOLUTION
 predicted_bytes = 8 * 0.55 * 230  # about half of an abstract's 230 tokens are repeats (the, of, and its topic words)
@@ -410,7 +411,7 @@ print(f"BM25   nDCG@10 = {bm25_m['ndcg@10']:.4f}   Recall@100 = {bm25_m['recall@
 
 # %% nbgrader={"grade": true, "grade_id": "predict_bm25_bytes_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 if predicted_bytes is None:
-    raise NotImplementedError("write your prediction in the cell 'predict_bm25_bytes' first")
+    raise NotImplementedError("no prediction yet: set predicted_bytes in the prediction cell above and run it")
 assert abs(float(predicted_bytes) - measured_bytes) <= 0.3 * measured_bytes, \
     f"predicted {float(predicted_bytes):,.0f} bytes, measured {measured_bytes:,.0f}"
 
@@ -454,7 +455,7 @@ for q in order[:3]:
     show(q)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_lexical_vs_dense", "locked": false, "points": 2, "schema_version": 3, "solution": true}
-# **Question 3.3 (graded by hand, 2 points) · When does lexical beat dense?** On SciFact, when does BM25 beat
+# **Question 1.6 (graded by hand, 2 points) · When does lexical beat dense?** On SciFact, when does BM25 beat
 # the dense model, and why? Use the numbers this notebook measured (the two nDCG@10 values, the per-query win
 # counts) and one of the queries printed above. Then say what this means for choosing a retriever for your own
 # corpus. Four to six sentences.
@@ -487,7 +488,7 @@ for q in order[:3]:
 # $1/(k + \mathrm{rank})$ over the runs ($k = 60$ by convention): a document ranked well by
 # either run rises. It needs no calibration between the dense cosine (in $[-1, 1]$) and BM25 (unbounded).
 #
-# **Exercise 4.1 · Reciprocal rank fusion** · difficulty 2/5 · about 10 minutes
+# **Exercise 1.7 · Reciprocal rank fusion** · difficulty 2/5 · about 10 minutes
 #
 # Given several rankings of one query (lists of doc ids, best first), return each document's fused
 # score $\sum_r 1/(k + \mathrm{rank}_r(d))$ with ranks starting at 1; a document missing from a
@@ -559,7 +560,7 @@ print(f"SciFact test, {len(test.corpus):,} documents, {len(test.qrels)} queries:
 results
 
 # %% [markdown]
-# **Exercise 4.2 · A convex fusion of your own design** · difficulty 3/5 · about 25 minutes
+# **Exercise 1.8 · A convex fusion of your own design** · difficulty 3/5 · about 25 minutes
 #
 # Write `fuse(dense_scores, sparse_scores, alpha)` for one query: put each run's scores on a common scale with a
 # normalization **you choose**, and return $\alpha\,\hat s_{\text{dense}} + (1 - \alpha)\,\hat s_{\text{BM25}}$
@@ -577,7 +578,7 @@ results
 # ranking; a document first in both runs comes first for every $\alpha$; at $\alpha = 0.5$ a document 2nd by
 # dense and 1st by BM25 beats one 1st by dense and last by BM25 (the visible test); a document only in the dense
 # run, where it is first, ranks above one only in the BM25 run, where it is last; an $\alpha$ outside $[0, 1]$
-# raises `ValueError`. (3 points.) Question 4.3 asks you to defend your choice with numbers.
+# raises `ValueError`. (3 points.) Question 1.9 asks you to defend your choice with numbers.
 
 # %% nbgrader={"grade": false, "grade_id": "fusion_design", "locked": false, "schema_version": 3, "solution": true}
 def fuse(dense_scores, sparse_scores, alpha):
@@ -651,7 +652,7 @@ for _one, _two in [({"a": 0.3}, {"a": 7.0}), ({"a": 0.3, "b": 0.3}, {}), ({}, {"
 
 # %% [markdown]
 # **Your fusion on SciFact.** The next cell chooses $\alpha$ for your `fuse` on the train queries, exactly as
-# for min-max above, and scores it on the test queries next to min-max. (If you have not solved Exercise 4.2
+# for min-max above, and scores it on the test queries next to min-max. (If you have not solved Exercise 1.8
 # yet, it says so and the notebook goes on.)
 
 # %%
@@ -661,7 +662,7 @@ try:
     your_train = [metrics.evaluate({q: fuse(train_dense[q], train_bm25[q], a) for q in train_dense},
                                    train.qrels)["ndcg@10"] for a in alphas]
 except NotImplementedError:
-    print("Solve Exercise 4.2 first: this cell then compares your fusion with min-max.")
+    print("Solve Exercise 1.8 first: this cell then compares your fusion with min-max.")
 else:
     your_alpha = float(alphas[int(np.argmax(your_train))])
     your_m = metrics.evaluate({q: fuse(dense_run[q], bm25_run[q], your_alpha) for q in dense_run}, test.qrels)
@@ -681,8 +682,8 @@ else:
     ]).set_index("fusion").round(4))
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_fusion_design", "locked": false, "points": 2, "schema_version": 3, "solution": true}
-# **Question 4.3 (graded by hand, 2 points) · Defend your fusion.** Which normalization and which rule for
-# missing documents did you choose in Exercise 4.2, and why? Compare your test nDCG@10 with the min-max row
+# **Question 1.9 (graded by hand, 2 points) · Defend your fusion.** Which normalization and which rule for
+# missing documents did you choose in Exercise 1.8, and why? Compare your test nDCG@10 with the min-max row
 # (both with $\alpha$ chosen on train). Then take one query whose top BM25 scores are 41, 12, 11, 10, 9: what does
 # min-max do to the BM25 evidence of that query, and does your choice do better?
 #

@@ -94,10 +94,12 @@ print(f"widest dim {widest}: min {lo[widest]:.3f}, max {hi[widest]:.3f}; "
 # range are **clipped** to the nearer end; without clipping they would wrap around (a value just past the
 # top would become -128).
 #
-# **Exercise 2.1 · calibrate and quantize to int8** · difficulty 2/5 · about 15 minutes
+# **Exercise 2.1 · Calibrate and quantize to int8** · difficulty 2/5 · about 15 minutes
 #
 # Write `calibrate_minmax(emb)`, returning per-dimension `(lower, upper)`, and `quantize_int8(emb, lower, upper)`
-# with the formula above (clip, then round to nearest; int8 codes).
+# with the formula above (clip, then round to nearest; int8 codes). `calibrate_minmax` may return any float dtype.
+# Round half up, $\lfloor x + \tfrac12 \rfloor$, as the formula says: `np.round` rounds halves to the even
+# neighbour (2.5 to 2), which moves about one code in a thousand by one step; the tests accept that difference.
 
 # %% nbgrader={"grade": false, "grade_id": "quantize_int8", "locked": false, "schema_version": 3, "solution": true}
 def calibrate_minmax(emb):
@@ -139,7 +141,7 @@ assert (np.asarray(quantize_int8(_x * 100, *calibrate_minmax(_x[:200]))) != 0).a
 # Write `dequantize_int8(codes, lower, upper)` returning float32 $\hat x = \ell + (c + 128)\,\mathrm{step}$.
 # Then the test checks the bound $|x - \hat x| \le \mathrm{step}/2$ inside the range.
 #
-# **Exercise 2.2 · dequantize, and check the error bound** · difficulty 1/5 · about 5 minutes
+# **Exercise 2.2 · Dequantize, and check the error bound** · difficulty 1/5 · about 5 minutes
 
 # %% nbgrader={"grade": false, "grade_id": "dequantize_int8", "locked": false, "schema_version": 3, "solution": true}
 def dequantize_int8(codes, lower, upper):
@@ -220,7 +222,7 @@ errors.set_index("bits")
 # sentence-transformers' `"ubinary"` and faiss' binary indexes, so codes move between them unchanged. When $D$ is
 # not a multiple of 8, the last byte is padded with zeros at its low end. 384 dims become 48 bytes: 32x smaller.
 #
-# **Exercise 2.3 · pack signs** · difficulty 2/5 · about 15 minutes
+# **Exercise 2.3 · Pack signs** · difficulty 2/5 · about 15 minutes
 #
 # Write `pack_signs(emb)` for any $D$: uint8 of shape (N, ceil(D/8)), in that bit order. Try it without `np.packbits`
 # (reshape to (N, bytes, 8) and weight the bits by 128, 64, ..., 1).
@@ -279,12 +281,13 @@ for _d in (1, 7, 9, 384, 385):
 # Ranges of a constant dimension ($u_j = \ell_j$) are another edge: sentence-transformers then uses a step of 1
 # where your kernel would divide by zero.
 #
-# **Exercise 2.4 · sentence-transformers quantization with calibration ranges** · difficulty 3/5 · about 25 minutes
+# **Exercise 2.4 · Sentence-transformers quantization with calibration ranges** · difficulty 3/5 · about 25 minutes
 #
 # Write three functions:
 # - `st_ranges(calibration, percentile=100.0)`: the (2, D) float32 `ranges` array for `quantize_embeddings`, row 0
 #   the `100 - percentile` and row 1 the `percentile` percentile of each dimension of `calibration` (M, D);
-#   `percentile=100` gives min-max.
+#   `percentile=100` gives min-max. Use `np.percentile`'s default (linear interpolation between the two nearest
+#   samples); the tests compare with it.
 # - `st_quantize(emb, precision, calibration, percentile=100.0)`: quantize `emb` (N, D) with `quantize_embeddings`
 #   and return `(codes, ranges)`. For `"int8"`/`"uint8"` the ranges come from `calibration`, never from `emb`;
 #   for `"binary"`/`"ubinary"` there are no ranges: return `(codes, None)`.
@@ -383,7 +386,8 @@ assert np.allclose(np.asarray(st_dequantize(np.asarray(_cu), _r)), _xh, atol=1e-
 # nDCG@10 as a percentage of float32's. The check passes within 2 percentage points of the measurement.
 
 # %% nbgrader={"grade": false, "grade_id": "predict_int8_retention", "locked": false, "schema_version": 3, "solution": true}
-# Your prediction, before you run the next cell: int8 nDCG@10 as a percentage of float32 nDCG@10
+# Your prediction, before you run the next cell: int8 nDCG@10 as a percentage of float32 nDCG@10.
+# Replace the line `raise NotImplementedError()` with `predicted_retention = <your number>`, then run this cell.
 predicted_retention = None
 ### BEGIN SOLUTION
 predicted_retention = 100.0
@@ -422,7 +426,7 @@ variants_table.round({"same code as round": 3, "max error (steps)": 2, "retentio
 
 # %% nbgrader={"grade": true, "grade_id": "predict_int8_retention_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 if predicted_retention is None:
-    raise NotImplementedError("write your prediction in the cell 'predict_int8_retention' first")
+    raise NotImplementedError("no prediction yet: set predicted_retention in the prediction cell above and run it")
 assert abs(predicted_retention - measured_retention) <= 2, (predicted_retention, measured_retention)
 
 # %% [markdown]

@@ -81,9 +81,10 @@ numbers = {}  # measured figures, gathered for the summary at the end
 # A CPU computes it on 64 bits at a time with one XOR and one POPCNT instruction, so scanning a million 384-bit
 # codes reads only 48 MB.
 #
-# **Exercise 3.1 · all pairwise Hamming distances** · difficulty 2/5 · about 10 minutes
+# **Exercise 3.1 · All pairwise Hamming distances** · difficulty 2/5 · about 10 minutes
 #
-# `hamming(a, b)` for packed uint8 codes `a` (Q, B) and `b` (N, B): an int array (Q, N).
+# `hamming(a, b)` for packed uint8 codes `a` (Q, B) and `b` (N, B): an array (Q, N) of any integer dtype (the
+# tests compare values).
 # (`np.bitwise_count` counts the ones in each byte.) 2 points.
 
 # %% nbgrader={"grade": false, "grade_id": "hamming", "locked": false, "schema_version": 3, "solution": true}
@@ -121,8 +122,10 @@ assert np.array_equal(np.asarray(hamming(_x, _x)).diagonal(), [0, 0, 0])
 # their 384-bit sign codes. The check passes within 6 bits of the measured mean (over 2,000 such pairs).
 
 # %% nbgrader={"grade": false, "grade_id": "predict_hamming_angle", "locked": false, "schema_version": 3, "solution": true}
-# Your prediction, before you run the next cell: predicted_bits = the mean Hamming distance (bits) of the
-# 384-bit sign codes of two vectors at 60 degrees
+# Your prediction, before you run the next cell: the mean Hamming distance (bits) of the 384-bit sign codes of
+# two vectors at 60 degrees.
+# Replace the line `raise NotImplementedError()` with `predicted_bits = <your number>`, then run this cell.
+predicted_bits = None
 ### BEGIN SOLUTION
 predicted_bits = 384 * 60 / 180
 ### END SOLUTION
@@ -149,8 +152,8 @@ measured_bits = float(sign_hamming(_x, _y).mean())
 print(f"measured mean Hamming distance at 60 degrees: {measured_bits:.1f} bits of 384 (compare with your prediction)")
 
 # %% nbgrader={"grade": true, "grade_id": "predict_hamming_angle_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-if "predicted_bits" not in globals():
-    raise NotImplementedError("set predicted_bits in the prediction cell first")
+if predicted_bits is None:
+    raise NotImplementedError("no prediction yet: set predicted_bits in the prediction cell above and run it")
 assert abs(predicted_bits - measured_bits) <= 6, (predicted_bits, measured_bits)
 
 # %% [markdown]
@@ -227,7 +230,7 @@ print(f"median angle between a query's 1st and 10th nearest document (float32): 
 # first**. faiss returns the same distances but may order (and at the k-th place, choose) tied documents
 # differently, so results are compared by distances, not ids.
 #
-# **Exercise 3.2 · the k nearest with ties broken by index** · difficulty 2/5 · about 10 minutes
+# **Exercise 3.2 · The k nearest with ties broken by index** · difficulty 2/5 · about 10 minutes
 #
 # `topk_smallest(dist, k)` for an int (Q, N) distance matrix: the k smallest distances per row, ascending, and
 # their column indices, lower index first among equals. 2 points.
@@ -278,7 +281,7 @@ print(f"binary, Hamming only: nDCG@10 = {numbers['hamming_ndcg']:.4f} (fp32 {tas
 # documents in different precisions). How good a filter the shortlist is is its **recall**: the share of the exact
 # float32 top k that it contains. Rescoring can only reorder what the shortlist holds.
 #
-# **Exercise 3.3 · rescore a shortlist** · difficulty 3/5 · about 15 minutes
+# **Exercise 3.3 · Rescore a shortlist** · difficulty 3/5 · about 15 minutes
 #
 # `rescore_shortlist(query_emb, candidates, doc_emb, k)`: for each query row, score its candidate documents by dot
 # product with the float query, and return the k best scores (descending) and their document indices. Among equal
@@ -354,7 +357,7 @@ plt.show()
 # which gives the same bytes: `from sentence_transformers.util import quantize_embeddings` (its home in
 # sentence-transformers 6), `quantize_embeddings(x, precision="ubinary")`.
 #
-# **Exercise 3.4 · a faiss binary shortlist with rescoring** · difficulty 3/5 · about 25 minutes
+# **Exercise 3.4 · A faiss binary shortlist with rescoring** · difficulty 3/5 · about 25 minutes
 #
 # Write `faiss_binary_rescore(query_emb, doc_emb, k, multiplier=4)` for float32 queries (Q, D) and documents (N, D),
 # with D a multiple of 8:

@@ -98,8 +98,9 @@ mean_words = np.mean([len(document_text(d).split()) for d in test.corpus.values(
 print(f"words per document (title + abstract), mean over {len(test.corpus):,} documents: {mean_words:.0f}")
 
 # %% nbgrader={"grade": false, "grade_id": "predict_multivector_bytes", "locked": false, "schema_version": 3, "solution": true}
-# Your prediction, before you run the next cell: predicted_bytes = mean bytes per document of the
-# token vectors (real tokens only, 128 dims, fp16)
+# Your prediction, before you run the next cell: mean bytes per document of the token vectors (real tokens
+# only, 128 dims, fp16).
+# Replace the line `raise NotImplementedError()` with `predicted_bytes = <your number>`, then run this cell.
 predicted_bytes = None
 ### BEGIN SOLUTION
 predicted_bytes = min(256, 1.4 * mean_words + 2) * 128 * 2  # most abstracts hit the 256-piece cut
@@ -127,7 +128,7 @@ bytes_table
 
 # %% nbgrader={"grade": true, "grade_id": "predict_multivector_bytes_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 if predicted_bytes is None:
-    raise NotImplementedError("write your prediction in the cell 'predict_multivector_bytes' first")
+    raise NotImplementedError("no prediction yet: set predicted_bytes in the prediction cell above and run it")
 assert abs(predicted_bytes - measured_bytes) <= 0.2 * measured_bytes, (predicted_bytes, measured_bytes)
 
 # %% [markdown]
@@ -144,7 +145,8 @@ assert abs(predicted_bytes - measured_bytes) <= 0.2 * measured_bytes, (predicted
 # **Exercise 4.1 · MaxSim with masks** · difficulty 3/5 · about 20 minutes
 #
 # `maxsim_scores(q, q_mask, d, d_mask)` with NumPy: `q` (Bq, Lq, D), `d` (Bd, Ld, D), boolean masks (Bq, Lq) and
-# (Bd, Ld), True on real tokens; return the (Bq, Bd) MaxSim scores. Padded document tokens must never win a max
+# (Bd, Ld), True on real tokens (always given: never `None`); return the (Bq, Bd) MaxSim scores as a float array
+# (any float dtype). Every document has at least one real token. Padded document tokens must never win a max
 # (use $-\infty$), and padded query tokens add nothing.
 
 # %% nbgrader={"grade": false, "grade_id": "maxsim", "locked": false, "schema_version": 3, "solution": true}
@@ -190,7 +192,7 @@ print("masked with -inf:", maxsim.maxsim(q_ex, None, d_ex, m_ex).item(), "| mult
 # Token sequences come in different lengths. To score them in one tensor operation, stack them into a padded
 # block and carry a mask.
 #
-# **Exercise 4.2 · pad a batch** · difficulty 2/5 · about 10 minutes
+# **Exercise 4.2 · Pad a batch** · difficulty 2/5 · about 10 minutes
 #
 # `pad_batch(seqs)`: a list of float arrays of shape $(L_i, D)$ to a zero-padded array $(B, \max_i L_i, D)$ and a
 # boolean mask $(B, \max_i L_i)$ of dtype `bool`, True on real tokens. The padded array keeps the dtype of the
@@ -399,11 +401,12 @@ pd.DataFrame(storage, index=["nDCG@10", "bytes per document"]).T.round({"nDCG@10
 # MaxSim over the whole corpus is expensive. In production, a cheap first stage (the dense model, or binary codes)
 # proposes candidates, and MaxSim reranks only those.
 #
-# **Exercise 4.3 · rerank a shortlist** · difficulty 2/5 · about 15 minutes
+# **Exercise 4.3 · Rerank a shortlist** · difficulty 2/5 · about 15 minutes
 #
 # `rerank(q, q_mask, d, d_mask, candidates, k)`: for each query row, score its candidate documents (an int array
 # (Q, C) of document rows) with MaxSim (`maxsim.maxsim` or your `maxsim_scores`), and return the k best document indices
-# per query, best first, as an int array (Q, k).
+# per query, best first, as an int array (Q, k). Where two candidates tie, the one earlier in `candidates` comes first;
+# `1 <= k <= C` in every test.
 
 # %% nbgrader={"grade": false, "grade_id": "rerank", "locked": false, "schema_version": 3, "solution": true}
 def rerank(q, q_mask, d, d_mask, candidates, k):

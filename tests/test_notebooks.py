@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,29 @@ def test_each_exercise_states_difficulty_and_minutes_and_questions_are_asked(ste
     kinds = [r["kind"] for r in rows]
     assert kinds.count("question") >= 1 and kinds.count("predict") >= 1 and len(rows) - len(work) >= 2
     assert all(r["points"] > 0 for r in rows), [r["grade_id"] for r in rows if not r["points"]]
+
+
+@pytest.mark.parametrize("stem", REWORKED)
+def test_exercises_are_numbered_by_notebook_and_predict_cells_say_what_to_write(stem):
+    """Exercise N.M of notebook NN has N == NN, so "Exercise 2.1" names one exercise in the course. A predict cell
+    starts from `predicted_x = None`, tells the learner which line to replace, and its test names that variable
+    (not a grade id, which learners never see)."""
+    headers = [c for c in notebooks.source_notebook(notebooks.SOLUTIONS / f"{stem}.py").cells
+               if c.cell_type == "markdown" and notebooks.EXERCISE_HEADER.search(c.source)]
+    numbers = [m.group(1) for c in headers for m in notebooks.EXERCISE_HEADER.finditer(c.source)]
+    assert numbers and all(n.split(".")[0] == str(int(stem[:2])) for n in numbers), numbers
+    assert len(numbers) == len(set(numbers)), numbers
+    nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    gids = [c.metadata.get("nbgrader", {}).get("grade_id", "") for c in nb.cells]
+    for i, gid in enumerate(gids):
+        if not gid.startswith("predict_") or gid.endswith("_tests"):
+            continue
+        src = nb.cells[i].source
+        var = re.search(r"^(predicted_\w+) = None$", src, re.M)
+        assert var and src.index(var.group(0)) < src.rindex("raise NotImplementedError()"), src
+        assert f"Replace the line `raise NotImplementedError()` with `{var.group(1)} = <your number>`" in src, src
+        test = nb.cells[gids.index(gid + "_tests")].source
+        assert f"{var.group(1)} is None" in test and f"set {var.group(1)}" in test and gid not in test, test
 
 
 def test_a_rebuild_keeps_the_gradebook_and_the_students_work(tmp_path):
