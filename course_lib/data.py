@@ -296,3 +296,202 @@ def load_sts(split: StsSplit = "test") -> StsData:
             s1.append(parts[5])
             s2.append(parts[6])
     return StsData(split=split, sentence1=s1, sentence2=s2, score=scores)
+
+
+# --------------------------------------------------------------------------------------------
+# Your own corpus
+# --------------------------------------------------------------------------------------------
+
+FOLDER_FORMATS = ("a BEIR folder (corpus.jsonl, optional queries.jsonl and qrels/<split>.tsv)",
+                  "a .jsonl file of documents", "a .csv file of documents")
+
+
+def _doc_id(value, where: str) -> str:
+    """A document id from a file: a str (or a JSON integer, read as its decimal str), non-empty, unpadded."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value or value != value.strip():
+        raise DataError(f"{where}: the document id must be a non-empty str without surrounding spaces, got "
+                        f"{value!r}. Fix: give every document a unique id in the '_id' (or 'id') field.")
+    return value
+
+
+def _add_doc(corpus: dict, first_seen: dict, raw: dict, where: str, id_keys: tuple[str, ...]) -> None:
+    key = next((k for k in id_keys if k in raw), None)
+    if key is None:
+        raise DataError(f"{where}: no document id (expected a field {' or '.join(map(repr, id_keys))}). "
+                        f"Fix: give every document a unique id.")
+    doc_id = _doc_id(raw[key], where)
+    if doc_id in corpus:
+        raise DataError(f"{where}: duplicate document id {doc_id!r} (first seen at {first_seen[doc_id]}). "
+                        f"Fix: make the ids unique; an id must name one document.")
+    title, text = raw.get("title") or "", raw.get("text")
+    if not isinstance(title, str) or not isinstance(text, (str, type(None))):
+        raise DataError(f"{where}: 'title' and 'text' must be strings, got {type(title).__name__} and "
+                        f"{type(text).__name__}")
+    if not text or not text.strip():
+        raise DataError(f"{where}: document {doc_id!r} has no text. Fix: fill its 'text' field, or drop the row.")
+    corpus[doc_id] = {"title": title, "text": text}
+    first_seen[doc_id] = where
+
+
+def _read_corpus_jsonl(path: Path) -> dict[str, dict]:
+    corpus, first_seen = {}, {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg}). Fix: one JSON object per line.") from None
+            if not isinstance(raw, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(raw).__name__}")
+            _add_doc(corpus, first_seen, raw, f"{path}:{lineno}", ("_id", "id"))
+    return corpus
+
+
+def _read_corpus_csv(path: Path) -> dict[str, dict]:
+    import csv
+
+    corpus, first_seen = {}, {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        if "id" not in header or "text" not in header:
+            raise DataError(f"{path}: expected a header with the columns 'id', 'text' (and optionally 'title'), got "
+                            f"{header}. Fix: make the first line of the file `id,title,text`.")
+        for row in reader:
+            _add_doc(corpus, first_seen, row, f"{path}:{reader.line_num}", ("id",))
+    return corpus
+
+
+def load_folder(path, split: str = "test", name: str | None = None) -> BeirDataset:
+    """Read your own corpus (and its queries and relevance judgements, if any) as a :class:`BeirDataset`.
+
+    ``path`` is one of:
+
+    - a **BEIR folder**: ``corpus.jsonl`` (one ``{"_id", "title", "text"}`` a line), optionally
+      ``queries.jsonl`` (``{"_id", "text"}``) and ``qrels/<split>.tsv`` (``query-id<TAB>corpus-id<TAB>score``,
+      header line). With qrels, the queries are those of the qrels, as in :func:`load_beir`; without them,
+      every query of ``queries.jsonl`` and empty qrels;
+    - a **.jsonl file** of documents: ``_id`` (or ``id``), optional ``title``, ``text``;
+    - a **.csv file** of documents with a header line ``id,title,text`` (``title`` optional; quoted as
+      Python's ``csv`` module writes it).
+
+    Ids are str (a JSON integer id is read as its decimal string). No data set is verified against the
+    course manifest: this is your data. Without queries, build known-item queries with
+    :func:`known_item_queries`.
+
+    Raises
+    ------
+    DataMissingError (a FileNotFoundError)
+        ``path`` or ``corpus.jsonl`` does not exist, or qrels exist without ``queries.jsonl``.
+    DataError
+        An empty corpus, a duplicate id, a document without text, a bad line; the message names the file,
+        the line and the fix.
+    ValueError / TypeError
+        An unknown file extension, a bad ``split`` or ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "docs.jsonl").write_text('{"id": "a", "title": "Aspirin", "text": "It reduces fever."}\\n'
+    ...                                        '{"id": "b", "text": "Untitled note."}\\n')
+    >>> ds = load_folder(folder / "docs.jsonl")
+    >>> ds.corpus["a"], len(ds.queries), ds.qrels
+    ({'title': 'Aspirin', 'text': 'It reduces fever.'}, 0, {})
+    """
+    _check_path("path", path)
+    if not isinstance(split, str) or not split or "/" in split:
+        raise ValueError(f"split must be the name of a qrels file (e.g. 'test' for qrels/test.tsv), got {split!r}")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+    path = Path(path)
+    if not path.exists():
+        raise DataMissingError(f"{path} does not exist. Fix: give the path of a BEIR folder (with corpus.jsonl), "
+                               f"or of a .jsonl or .csv file of documents.")
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    if path.is_dir():
+        corpus_path = path / "corpus.jsonl"
+        if not corpus_path.is_file():
+            raise DataMissingError(f"{path} is a folder without corpus.jsonl. Fix: put the documents in "
+                                   f"{corpus_path} (one {{\"_id\", \"title\", \"text\"}} a line), or pass a .jsonl "
+                                   f"or .csv file of documents instead.")
+        corpus = _read_corpus_jsonl(corpus_path)
+        query_path, qrels_path = path / "queries.jsonl", path / "qrels" / f"{split}.tsv"
+        all_queries = {}
+        if query_path.is_file():
+            all_queries = {_doc_id(q.get("_id", q.get("id")), f"{query_path}"): q.get("text", "")
+                           for q in _read_jsonl(query_path)}
+        if qrels_path.is_file():
+            if not query_path.is_file():
+                raise DataMissingError(f"{qrels_path} exists but {query_path} does not. Fix: add the queries, "
+                                       f"one {{\"_id\", \"text\"}} a line.")
+            qrels = read_qrels(qrels_path)
+            missing = [q for q in qrels if q not in all_queries]
+            unknown = sorted({d for rel in qrels.values() for d in rel if d not in corpus})
+            if missing:
+                raise DataError(f"{qrels_path}: {len(missing)} query ids are not in {query_path}, e.g. "
+                                f"{missing[0]!r}. Fix: add them, or remove their judgements.")
+            if unknown:
+                raise DataError(f"{qrels_path}: {len(unknown)} judged document ids are not in {corpus_path}, e.g. "
+                                f"{unknown[0]!r}. Fix: add the documents, or remove their judgements.")
+            queries = {qid: all_queries[qid] for qid in qrels}
+        else:
+            queries = all_queries
+    elif path.suffix.lower() == ".jsonl":
+        corpus = _read_corpus_jsonl(path)
+    elif path.suffix.lower() == ".csv":
+        corpus = _read_corpus_csv(path)
+    else:
+        raise ValueError(f"path must be {', '.join(FOLDER_FORMATS[:2])} or {FOLDER_FORMATS[2]}; got {path.name!r} "
+                         f"with the extension {path.suffix!r}. Fix: convert it to JSONL or CSV.")
+    if not corpus:
+        raise DataError(f"{path}: the corpus is empty (no documents). Fix: add at least one document with a text.")
+    return BeirDataset(name=name or path.stem, split=split if qrels else "none", corpus=corpus, queries=queries,
+                       qrels=qrels, root=path if path.is_dir() else path.parent)
+
+
+def known_item_queries(dataset: BeirDataset, n: int | None = None, seed: int = 0,
+                       verbose: bool = True) -> BeirDataset:
+    """Known-item evaluation for a corpus without relevance judgements: each query is one document's title,
+    and that document is its only relevant one.
+
+    Documents without a title are skipped (``verbose`` prints how many). ``n`` picks a seeded sample of the
+    titled documents (all of them when None), kept in corpus order. The corpus is unchanged; the query id is
+    ``"ki:<doc id>"``. Known-item queries are easier than real ones (the title is part of the document's own
+    text) and there is one relevant document each, so compare configurations with them, not absolute scores.
+
+    Examples
+    --------
+    >>> ds = BeirDataset("toy", "none", {"a": {"title": "Aspirin", "text": "Fever."},
+    ...                                 "b": {"title": "", "text": "No title."}}, {}, {})
+    >>> ki = known_item_queries(ds, verbose=False)
+    >>> ki.queries, ki.qrels
+    ({'ki:a': 'Aspirin'}, {'ki:a': {'a': 1}})
+    """
+    from course_lib import validation as V
+
+    if not isinstance(dataset, BeirDataset):
+        raise TypeError(f"dataset must be a BeirDataset (from load_folder or load_beir), got {type(dataset).__name__}")
+    titled = [d for d, doc in dataset.corpus.items() if (doc.get("title") or "").strip()]
+    skipped = len(dataset.corpus) - len(titled)
+    if not titled:
+        raise DataError(f"{dataset.name}: none of the {len(dataset.corpus)} documents has a title, so there are no "
+                        f"known-item queries. Fix: add titles, or write queries and qrels (a BEIR folder).")
+    if n is not None:
+        V.check_int("n", n, low=1)
+        if n > len(titled):
+            raise ValueError(f"n must be at most the {len(titled)} documents with a title, got {n}")
+        keep = set(random.Random(V.check_int("seed", seed)).sample(titled, n))
+        titled = [d for d in titled if d in keep]
+    if verbose:
+        print(f"{dataset.name}: {len(titled):,} known-item queries from document titles; {skipped:,} of "
+              f"{len(dataset.corpus):,} documents skipped (no title)")
+    queries = {f"ki:{d}": dataset.corpus[d]["title"].strip() for d in titled}
+    qrels = {f"ki:{d}": {d: 1} for d in titled}
+    return BeirDataset(name=dataset.name, split="known-item", corpus=dataset.corpus, queries=queries, qrels=qrels,
+                       small=dataset.small, root=dataset.root)

@@ -1255,6 +1255,17 @@ for label, args in (("doc string", ("text",)), ("fields string", ({"title": "a"}
                     ("None", (None,))):
     err("data.document_text", label, lambda a=args: data.document_text(*a), "doc", "fields")
 ok("data.document_text", "empty title", lambda: data.document_text({"title": " ", "text": "x "}), eq("x"))
+err("data.load_folder", "path int", lambda: data.load_folder(3), "path")
+err("data.load_folder", "missing path", lambda: data.load_folder(_tmp / "none.jsonl"), "none.jsonl",
+    types=(FileNotFoundError,))
+err("data.load_folder", "split empty", lambda: data.load_folder(_tmp, split=""), "split")
+err("data.load_folder", "unknown extension", lambda: data.load_folder(REPO / "pyproject.toml"), "path", ".toml")
+_ki_ds = data.BeirDataset("toy", "none", {"a": {"title": "T", "text": "x"}}, {}, {})
+for label, args, name in (("dataset dict", ({"a": {"title": "T", "text": "x"}},), "dataset"),
+                          ("n zero", (_ki_ds, 0), "n"), ("n too large", (_ki_ds, 2), "n"), ("n float", (_ki_ds, 1.0), "n")):
+    err("data.known_item_queries", label, lambda a=args: data.known_item_queries(*a, verbose=False), name)
+ok("data.known_item_queries", "title to its document", lambda: data.known_item_queries(_ki_ds, verbose=False).qrels,
+   eq({"ki:a": {"a": 1}}))
 
 err("config.setup", "seed bool", lambda: config.setup(seed=True, verbose=False), "seed")
 err("config.setup", "small", lambda: config.setup(small="yes", verbose=False), "small")
