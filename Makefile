@@ -1,7 +1,24 @@
 # The two commands a learner needs:  make lab   and   make test.
 # Both set the course up on first use (venv, packages, Jupyter kernel, verified data); later runs take seconds.
 
-PYTHON      ?= $(shell command -v python3.11 || command -v python3)
+# The newest supported Python on PATH (3.13, then 3.12, then 3.11), else python3: make PYTHON=python3.12 picks one.
+# course_lib/tools/python_check.py refuses an unsupported one and has a .venv made by another Python rebuilt.
+# (A name on PATH counts only if it runs: a pyenv shim of a version that is not selected does not.)
+PYTHON      ?= $(firstword $(foreach v,3.13 3.12 3.11,$(shell python$(v) -c "" >/dev/null 2>&1 && command -v python$(v))) \
+                 $(shell command -v python3 2>/dev/null))
+PY_CHECK    := course_lib/tools/python_check.py
+# torch first, as a CPU build: on Linux the +cpu wheel (PyPI's Linux torch pulls a multi-GB CUDA build), from the
+# package indexes pip already knows (a wheel on this machine's disk counts), else from PyTorch's CPU index;
+# macOS and Windows take PyPI's wheel (CPU, and MPS on Apple).
+TORCH       := torch==2.13.0
+ifeq ($(shell uname -s),Linux)
+TORCH_WHEEL := $(TORCH)+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+else
+TORCH_WHEEL := $(TORCH)
+endif
+INSTALL_TORCH = $(1)/bin/python -m pip install --quiet "$(TORCH_WHEEL)" 2>/dev/null \
+                || $(1)/bin/python -m pip install --quiet "$(TORCH_WHEEL)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 VENV        := .venv
 BIN         := $(VENV)/bin
 # The set-up stamp is keyed on the dependency files: editing a pin re-runs the install.
@@ -28,11 +45,13 @@ help:
 setup: $(STAMP) data
 
 $(STAMP):
-	@echo ">>> setting up $(VENV) with $(PYTHON)"
-	@test -n "$(PYTHON)" || { echo "error: python3.11 not found; install Python 3.11"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "error: no Python found; install Python 3.11, 3.12 or 3.13"; exit 1; }
+	@$(PYTHON) $(PY_CHECK)
+	@echo ">>> setting up $(VENV) with $(PYTHON) (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'))"
+	@$(PYTHON) $(PY_CHECK) --venv $(VENV) || { test $$? = 3 && rm -rf $(VENV); }
 	rm -f $(VENV)/.setup-*
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(call INSTALL_TORCH,$(VENV))
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (embeddings-course)"
 	touch $@
@@ -65,9 +84,10 @@ peers: $(PEERS_STAMP)
 
 $(PEERS_STAMP):
 	@echo ">>> setting up the peer environment $(PEERS) (PyLate 1.6 with sentence-transformers 5.3)"
+	@$(PYTHON) $(PY_CHECK) --venv $(PEERS) || { test $$? = 3 && rm -rf $(PEERS); }
 	rm -f $(PEERS)/.setup-*
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(call INSTALL_TORCH,$(PEERS))
 	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
 	$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"
 	touch $@

@@ -46,7 +46,8 @@ def test_environment_python_matches_pyproject():
 
 def test_makefile_installs_torch_first_then_project_with_test_extras_and_kernel():
     mk = (ROOT / "Makefile").read_text()
-    torch_at = mk.index('pip install --quiet "torch==2.13.0"')
+    assert re.search(r"^TORCH\s*:=\s*torch==2\.13\.0$", mk, re.M)  # the pin, installed as a CPU build first
+    torch_at = mk.index("$(call INSTALL_TORCH,$(VENV))")
     project_at = mk.index('pip install --quiet -e ".[test]"')
     assert torch_at < project_at
     assert "ipykernel install --sys-prefix --name $(KERNEL)" in mk
