@@ -76,3 +76,13 @@ def test_peer_environment_is_pinned_and_kept_out_of_the_course_venv():
     assert '$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"' in mk
     assert "test: setup peers" in mk
     assert "pylate" not in (ROOT / "pyproject.toml").read_text().lower()
+
+
+def test_license_and_citation_are_there_and_say_what_they_cover():
+    text = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in text and "CC BY 4.0" in text and "CC BY-NC 2.0" in text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["title"] and cff["authors"] and cff["license"] == "MIT"
+    assert {"Fact or Fiction: Verifying Scientific Claims", "Matryoshka Representation Learning"} <= \
+        {r["title"] for r in cff["references"]}
+    assert "CC BY-NC 2.0" in (ROOT / "docs" / "INSTRUCTORS.md").read_text()
