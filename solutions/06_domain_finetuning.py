@@ -16,17 +16,35 @@
 #
 # **You will learn to**
 # - build training pairs from a train split only, and guard the evaluation against leakage (SciFact has some);
-# - mine hard negatives with the base model, and filter the ones too close to the positive to trust;
-# - fine-tune with `MultipleNegativesRankingLoss` (and know when `CachedMultipleNegativesRankingLoss` is the tool);
-# - read a training curve and an evaluation query by query, on the queries that could not be memorized;
+# - mine hard negatives with sentence-transformers' `mine_hard_negatives`, and filter the ones too close to the
+#   positive to trust (a margin against false negatives);
+# - write the fine-tuning call a practitioner writes: `SentenceTransformerTrainer` with
+#   `MultipleNegativesRankingLoss` and a no-duplicates batch sampler (and know when
+#   `CachedMultipleNegativesRankingLoss` is the tool);
+# - evaluate with sentence-transformers' `InformationRetrievalEvaluator`, and read an evaluation query by query, on
+#   the queries that could not be memorized;
 # - check what the tuning cost: general-domain similarity (STS-B) and how well the tuned model compresses.
 #
 # **Prerequisites:** notebooks 01-05 (nDCG@10, in-batch negatives and the Matryoshka loss, compression).
 #
-# **Expected time on a laptop CPU:** 60 minutes of work. Running it the first time takes about 40 minutes on a
+# **Expected time on a laptop CPU:** about 120 minutes of work (six exercises, one prediction, one written answer).
+# Running it the first time takes about 40 minutes on a
 # 2-core CPU (three training runs, and the corpus encoded with each tuned model; all are cached) and about 15
 # seconds after that; `COURSE_SMALL=1` trains for 6 steps on 96 pairs and uses the 1,500-document sub-corpus
-# (about 5 minutes the first time).
+# (about 5 minutes the first time). Cells that run longer than about 20 seconds say so above them.
+#
+# **Terms used throughout** (each is defined again where it first matters):
+#
+# | term | meaning |
+# |---|---|
+# | leakage | test queries (by id, or the same text under another id) inside the training data: the evaluation then measures memory |
+# | contrastive loss | a loss that pulls a query towards its relevant document and pushes it away from others (negatives) |
+# | in-batch negatives | the other documents of the same training batch, used as negatives for free |
+# | MNRL | `MultipleNegativesRankingLoss`: cross-entropy over the scaled cosines of one query against every document of the batch |
+# | scale / temperature | MNRL multiplies cosines by `scale` = 20 before the softmax, i.e. a temperature $\tau = 1/20 = 0.05$ |
+# | hard negative | a non-relevant document that the current model ranks high for the query |
+# | false negative | a document used as a negative that is in fact relevant (unlabelled): training pushes it away wrongly |
+# | margin | a rule that drops negative candidates scoring too close to the positive (likely false negatives) |
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only), and the STS Benchmark. Cite Wadden et al.
 # (2020), Thakur et al. (2021), Cer et al. (2017), and for hard-negative mining, Moreira et al. (2024,
@@ -38,13 +56,19 @@ import course_lib
 cfg = course_lib.setup(seed=0)
 
 # %%
+import contextlib
+import inspect
+import io
 import re
+import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from datasets import Dataset
 
 from course_lib import finetune, metrics, search, training
-from course_lib.compression import Retrieval, markdown_table
+from course_lib.compression import Retrieval
 from course_lib.data import document_text, load_beir, load_sts
 from course_lib.embed import encode_corpus, encode_queries
 from course_lib.eval import paired_comparison, unseen_document_qrels
@@ -58,15 +82,22 @@ test = load_beir("scifact", "test", small=cfg.small)
 sts = load_sts("test")
 print(f"train: {len(train.queries)} queries, {sum(len(r) for r in train.qrels.values())} judgements; "
       f"test: {len(test.queries)} queries; corpus {len(test.corpus):,} documents")
+numbers = {}  # measured figures, gathered for the summary at the end
+
+
+def quiet():
+    """Silence stderr (progress bars the library draws even with verbose=False); test cells must not write there."""
+    return contextlib.redirect_stderr(io.StringIO())
 
 # %% [markdown]
 # ## 1. Data, and the leakage guard
 #
 # Fine-tuning data are (query, relevant document) pairs from the **train** qrels. The test queries must stay
-# unseen: if a test query, or its text under another id, is in the training data, the evaluation measures memory.
-# Ids are easy to check; texts need normalizing (case, spaces), because the same claim can be filed twice.
+# unseen: if a test query, or its text under another id, is in the training data (**leakage**), the evaluation
+# measures memory. Ids are easy to check; texts need normalizing (case, spaces), because the same claim can be
+# filed twice.
 #
-# ### Exercise 1 (2 points): pairs without leakage
+# **Exercise 6.1 · pairs without leakage** · difficulty 2/5 · about 15 minutes
 #
 # `build_pairs(train_qrels, train_queries, corpus, test_queries)`: a list of `(query_text, document_text)` for every
 # train judgement with relevance > 0 (in qrels order; `document_text(corpus[doc_id])` gives the text), leaving out
@@ -102,8 +133,16 @@ assert len(build_pairs(train.qrels, train.queries, train.corpus, {})) == len(tra
 
 # %% [markdown]
 # SciFact itself has this leak: two claims appear in both splits, word for word. `training.duplicate_queries` finds
-# them, `training.train_examples(train, test)` leaves them out, and `training.check_no_leakage` runs before every
-# training in this course (it raises `LeakageError`):
+# them, `training.train_examples(train, test)` leaves them out, and `training.check_no_leakage` refuses training
+# data that still holds a test query's id or text (it raises `LeakageError`).
+#
+# **Where the guard runs, exactly.** Not inside the trainer: `training.fit` and a `SentenceTransformerTrainer` you
+# build yourself (Exercise 6.4) train on whatever they are given. The guard sits in the data path:
+# `training.guarded_examples(train, test)` drops the duplicates and runs `check_no_leakage` on the pairs, and every
+# course training builds its pairs through it: `finetune.training_columns` (this notebook's
+# `finetune.finetuned_model`, which runs `check_no_leakage` a second time on the final table, mined negatives
+# included), `matryoshka.mrl_pairs` (notebook 05) and the ColBERT projection of notebook 04. Code that calls the
+# trainer directly must call the guard itself. Its source (the guard is 10 lines):
 
 # %%
 full_test = load_beir("scifact", "test")
@@ -117,6 +156,9 @@ except training.LeakageError as err:
 clean = training.train_examples(train, full_test)
 print(training.check_no_leakage([e.query_id for e in clean], [e.query for e in clean] + [e.document for e in clean],
                                 full_test), f"{len(clean)} pairs")
+numbers["training pairs after the guard (train queries dropped as test duplicates)"] = \
+    f"{len(clean)} ({len(training.duplicate_queries(train, full_test))})"
+print(inspect.getsource(training.guarded_examples))
 
 # %% [markdown]
 # A subtler leak cannot be removed by a query check: train and test claims cite the **same abstracts**. 196 of the
@@ -150,17 +192,18 @@ print({k: v for k, v in base_eval.items() if k != "per_query"})
 # %% [markdown]
 # ## 3. Hard negatives
 #
-# In-batch negatives are random documents: most are easy, so the loss soon stops teaching. A **hard negative** is a
-# document the current model ranks high for the query but that is not relevant. Mining: rank the corpus for each
-# train query with the base model, drop its positives, take the top.
+# **In-batch negatives** (the other documents of a training batch) are random documents: most are easy, so the
+# loss soon stops teaching. A **hard negative** is a document the current model ranks high for the query but that
+# is not relevant. Mining: rank the corpus for each train query with the base model, drop its positives, take the
+# top.
 #
-# The risk is the **false negative**: SciFact's judgements are sparse, so some top-ranked "non-relevant" abstracts
-# do support the claim. Training to push them away hurts. The NV-Retriever rule (Moreira et al., 2024) keeps a
+# The risk is the **false negative**: a document used as a negative that is in fact relevant. SciFact's judgements
+# are sparse, so some top-ranked "non-relevant" abstracts do support the claim. Training to push them away hurts. The NV-Retriever rule (Moreira et al., 2024) keeps a
 # candidate only if it scores clearly below the positive: with the lowest positive score $p$ and a relative margin
 # $r$,
 # $$\text{keep } d \iff \cos(q, d) \le p - |p|\, r \qquad (r = 0.05: \text{ below 95\% of the positive}).$$
 #
-# ### Exercise 2 (3 points): mining with a margin
+# **Exercise 6.2 · mining with a margin, by hand** · difficulty 3/5 · about 20 minutes
 #
 # `mine_with_margin(query_emb, corpus_emb, positives, num_negatives, relative_margin)`: for each query (row of
 # `query_emb`), the corpus rows of its `num_negatives` highest-scoring documents (dot product) that are not in
@@ -203,8 +246,22 @@ for _k, _m in [(3, 0.05), (5, 0.0), (2, 0.2)]:
 
 # %% [markdown]
 # `finetune.mine_hard_negatives` is the course version (it also takes `range_min`/`range_max`, and an absolute
-# margin); the tests check it against sentence-transformers' `mine_hard_negatives` on the same inputs. What the
-# margin removes, on the real train queries:
+# margin); the tests check it against sentence-transformers' `mine_hard_negatives` on the same inputs.
+#
+# **Predict, then run.** Take each clean train query, its hardest non-positive document among the base model's top
+# 50, and the 5% relative margin. In what fraction of the train queries does the margin throw that hardest
+# negative out (so the query gets a softer negative, or none)? Hint: the base model's cosine between a claim and
+# its cited abstract is about 0.56 on average, and the best-scoring non-positive about 0.51. Write your fraction
+# (between 0 and 1) before you run the cell after the next one; the check passes within 0.15 of the measured value.
+
+# %% nbgrader={"grade": false, "grade_id": "predict_margin_removed", "locked": false, "schema_version": 3, "solution": true}
+# Your prediction, before you run the next cell: the fraction of train queries whose hardest negative the
+# 5% relative margin removes. Replace the line `raise NotImplementedError()` with
+# `predicted_fraction = <your number>`, then run this cell.
+predicted_fraction = None
+### BEGIN SOLUTION
+predicted_fraction = 0.5  # the top non-positive is within 5% of the positive (or above it) for about half of them
+### END SOLUTION
 
 # %%
 doc_ids = list(train.corpus)
@@ -216,21 +273,224 @@ positives = [[row[d] for d, r in train.qrels[q].items() if r > 0 and d in row] f
 top, top_s = finetune.mine_hard_negatives(q_emb, c_emb, positives, 1, range_max=50)
 kept, _ = finetune.mine_hard_negatives(q_emb, c_emb, positives, 1, range_max=50, relative_margin=0.05)
 changed = np.flatnonzero(top[:, 0] != kept[:, 0])
-print(f"the margin replaces the hardest negative of {changed.size} of {len(qids)} train queries")
+pos_scores = np.array([min(float(q_emb[r] @ c_emb[p]) for p in positives[r]) for r in range(len(qids))])
+measured_fraction = changed.size / len(qids)
+print(f"the margin replaces the hardest negative of {changed.size} of {len(qids)} train queries "
+      f"({measured_fraction:.2f}; your prediction: {predicted_fraction}); for "
+      f"{np.mean(top_s[:, 0] > pos_scores):.0%} of them it even scores above the positive; "
+      f"{np.mean(kept[:, 0] < 0):.0%} have no candidate left below the margin in the top 50")
+numbers["mean cosine: claim and cited abstract / hardest non-positive"] = \
+    f"{pos_scores.mean():.3f} / {top_s[:, 0].mean():.3f}"
+numbers["train queries whose hardest negative the 5% margin removes"] = f"{measured_fraction:.2f}"
 for r in changed[:2]:
     pos_score = min(float(q_emb[r] @ c_emb[p]) for p in positives[r])
     print(f"\nclaim: {train.queries[qids[r]]}\n  positive (score {pos_score:.3f}): "
           f"{document_text(train.corpus[doc_ids[positives[r][0]]])[:150]}...\n  dropped negative "
           f"(score {top_s[r, 0]:.3f}): {document_text(train.corpus[doc_ids[top[r, 0]]])[:150]}...")
 
+# %% nbgrader={"grade": true, "grade_id": "predict_margin_removed_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+if predicted_fraction is None:
+    raise NotImplementedError("no prediction yet: set predicted_fraction in the prediction cell above and run it")
+assert abs(predicted_fraction - measured_fraction) <= 0.15, (predicted_fraction, measured_fraction)
+
 # %% [markdown]
 # Read the dropped negatives before you trust the rule. On SciFact the base model often scores the cited abstract
 # *below* unrelated ones (a claim and its evidence share few words), so a margin relative to the positive's score
-# removes most of the hardest candidates, not only false negatives; and a query with no top-50 candidate below the
-# margin loses its training row altogether (131 of the 917 rows here). The margin is a guess about label noise,
-# and its price depends on how good the base model already is.
+# removes many of the hardest candidates, not only false negatives; and a query with no top-50 candidate below the
+# margin loses its training row altogether (131 of the 917 rows on the full corpus). The margin is a guess about
+# label noise, and its price depends on how good the base model already is.
 #
+# **The library call.** At work you would not write the kernel: sentence-transformers'
+# `sentence_transformers.util.mine_hard_negatives(dataset, model, ...)` takes a `datasets.Dataset` of (anchor,
+# positive) pairs, embeds the anchors and a corpus with the model, and returns a new `Dataset` with negatives added.
+# Its options: `corpus` (the texts to mine from; by default the positives themselves), `range_min`/`range_max`
+# (which ranks of the ranking are candidates), `absolute_margin` $m$ (keep $d$ only if $\cos(q,d) + m \le p$) and
+# `relative_margin` $r$ (keep only if $\cos(q,d) \le p - |p|\,r$, the rule above), `max_score`/`min_score`,
+# `num_negatives`, `sampling_strategy` (`"top"`: the hardest survivors; `"random"`: a random sample of them),
+# `output_format` (`"triplet"`: one row per negative, columns `anchor, positive, negative`; `"n-tuple"`: one row per
+# pair with `negative_1 ... negative_n`, rows without enough survivors dropped), `use_faiss` and `verbose`.
+#
+# **Exercise 6.3 · hard negatives with `mine_hard_negatives`** · difficulty 3/5 · about 20 minutes
+#
+# `mine_negatives(model, pairs, corpus, num_negatives, relative_margin)`: `pairs` is a `datasets.Dataset` with
+# columns `anchor` and `positive` (texts), `corpus` a list of texts. Return the `Dataset` that
+# `mine_hard_negatives` makes with the `num_negatives` hardest corpus texts per pair that pass the relative margin,
+# as columns `anchor, positive, negative_1, ..., negative_{num_negatives}` (one row per pair; pairs without enough
+# negatives left out). Cosine similarity, no faiss, and `verbose=False` (the library still draws encoding progress
+# bars on stderr; the test cell silences them with `quiet()`). The test checks the columns, that no negative is
+# the positive, and that every negative scores at most $p - |p|\,r$ for its anchor, and that `negative_1` is the
+# hardest text that does.
+
+# %% nbgrader={"grade": false, "grade_id": "mine_st", "locked": false, "schema_version": 3, "solution": true}
+def mine_negatives(model, pairs, corpus, num_negatives, relative_margin):
+    """Dataset (anchor, positive, negative_1..negative_n) mined from corpus with sentence-transformers."""
+    ### BEGIN SOLUTION
+    from sentence_transformers.util import mine_hard_negatives
+
+    return mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
+                               corpus=list(corpus), relative_margin=relative_margin, num_negatives=num_negatives,
+                               sampling_strategy="top", output_format="n-tuple", use_faiss=False, verbose=False)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "mine_st_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+def _check_mined(out, pairs, corpus, k, margin):
+    assert out.column_names == ["anchor", "positive"] + [f"negative_{j + 1}" for j in range(k)], out.column_names
+    assert 1 <= out.num_rows <= pairs.num_rows, out.num_rows
+    texts = sorted(set(corpus) | set(pairs["positive"]))
+    emb = dict(zip(texts, base.encode(texts, normalize_embeddings=True)))
+    anchors = sorted(set(out["anchor"]))
+    a_emb = dict(zip(anchors, base.encode(anchors, normalize_embeddings=True)))
+    pos_of = {}
+    for a, p in zip(pairs["anchor"], pairs["positive"]):
+        pos_of.setdefault(a, set()).add(p)
+    for r in out:
+        a = a_emb[r["anchor"]]
+        p = min(float(a @ emb[t]) for t in pos_of[r["anchor"]])
+        limit = p - abs(p) * margin
+        negs = [r[f"negative_{j + 1}"] for j in range(k)]
+        assert not set(negs) & pos_of[r["anchor"]], "a negative is a positive of its anchor"
+        assert all(float(a @ emb[n]) <= limit + 1e-4 for n in negs), (r["anchor"], limit)
+        best = max(float(a @ emb[t]) for t in corpus if t not in pos_of[r["anchor"]] and float(a @ emb[t]) <= limit)
+        assert abs(float(a @ emb[negs[0]]) - best) <= 1e-4, (r["anchor"], best)
+
+
+_pairs = Dataset.from_dict({"anchor": ["How do cats sleep?", "What do bees make?", "Why is the sky blue?"],
+                            "positive": ["Cats sleep up to sixteen hours a day.", "Bees make honey from nectar.",
+                                         "Air scatters blue light more than red light."]})
+_corpus = ["Cats sleep up to sixteen hours a day.", "Bees make honey from nectar.",
+           "Air scatters blue light more than red light.", "Dogs are loyal animals.", "Wasps can sting many times.",
+           "The sea looks blue on a sunny day.", "Honey never spoils.", "Kittens play with yarn.",
+           "Sunsets are red.", "Bread is baked in an oven."]
+with quiet():
+    _out = mine_negatives(base, _pairs, _corpus, 2, 0.05)
+_check_mined(_out, _pairs, _corpus, 2, 0.05)
+### BEGIN HIDDEN TESTS
+_ex = clean[:12]
+_hp = Dataset.from_dict({"anchor": [e.query for e in _ex], "positive": [e.document[:600] for e in _ex]})
+_hc = [document_text(d)[:600] for d in list(train.corpus.values())[:150]]
+for _k, _m in [(3, 0.05), (1, 0.2)]:
+    with quiet():
+        _out = mine_negatives(base, _hp, _hc, _k, _m)
+    _check_mined(_out, _hp, _hc, _k, _m)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## 4. Training
+#
+# **The contrastive loss.** A contrastive loss pulls a query's embedding towards its relevant document and pushes
+# it away from negatives. `MultipleNegativesRankingLoss` (MNRL, also called InfoNCE) does it as a classification:
+# for query $q_i$ in a batch of $B$ (query, positive[, negative]) rows, the candidates are all $B$ positives (its own
+# and the other rows', the in-batch negatives) and all mined negatives, and
+# $$\mathcal{L}_i = -\log \frac{e^{s\,\cos(q_i, d_i^+)}}{\sum_{d \in \text{batch}} e^{s\,\cos(q_i, d)}},
+# \qquad s = \text{scale} = 20 = 1/\tau .$$
+# The **scale** $s$ (a **temperature** $\tau = 0.05$) sharpens the softmax: cosines live in $[-1, 1]$, and without it
+# the loss could never get near 0. The picture below is the loss of one query as a function of its negative's
+# cosine, with the positive at the mean measured above and 7 easy in-batch negatives at 0.2. A true hard negative
+# costs loss until the model pushes it below the positive. A **false negative** is relevant, so it sits at about
+# the positive's cosine (or above): the loss is then at least $\ln 2 \approx 0.69$, and its gradient pulls the
+# query away from a document that is in fact right. The dashed line is the 5% margin.
+
+# %%
+# extra code: the MNRL loss of one query against the cosine of its (mined) negative
+scale, s_pos, easy = 20.0, float(pos_scores.mean()), np.full(7, 0.2)
+s_neg = np.linspace(-0.2, 0.9, 111)
+logits = scale * np.column_stack([np.full_like(s_neg, s_pos), s_neg, np.tile(easy, (len(s_neg), 1))])
+loss_curve = -(logits[:, 0] - np.logaddexp.reduce(logits, axis=1))
+loss_at = {x: float(np.interp(x, s_neg, loss_curve)) for x in (0.2, 0.95 * s_pos, s_pos, s_pos + 0.05)}
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+ax.plot(s_neg, loss_curve)
+ax.axvline(s_pos, color="k", lw=1, label=f"positive's cosine ({s_pos:.2f})")
+ax.axvline(0.95 * s_pos, color="k", ls="--", lw=1, label="5% relative margin")
+ax.set(xlabel="cosine of the negative to the query", ylabel="MNRL loss of the query (nats)",
+       title="A query's positive, its negative, 7 easy negatives; scale 20")
+ax.legend()
+plt.show()
+pd.DataFrame({"negative's cosine": [f"{x:.3f}" for x in loss_at], "loss (nats)": [round(v, 3) for v in loss_at.values()]})
+
+# %% [markdown]
+# **Exercise 6.4 · the fine-tuning call** · difficulty 4/5 · about 30 minutes
+#
+# Write the training call yourself, as you would at work: `train_contrastive(model, triplets, output_dir,
+# batch_size, max_steps, learning_rate, seed=0)` trains `model` in place on `triplets` (a `datasets.Dataset` with
+# columns `anchor, positive, negative`) and returns the `SentenceTransformerTrainer` after `trainer.train()`. Use
+# - `MultipleNegativesRankingLoss(model)` (or `CachedMultipleNegativesRankingLoss`) from
+#   `sentence_transformers.sentence_transformer.losses`;
+# - `SentenceTransformerTrainingArguments` (from `sentence_transformers.sentence_transformer.training_args`) with
+#   `output_dir`, `max_steps`, `per_device_train_batch_size=batch_size`, `learning_rate`, `seed`,
+#   `batch_sampler=BatchSamplers.NO_DUPLICATES` (a text twice in one batch would be its own false negative),
+#   `logging_steps=1` (so the loss is logged every step), and the offline settings: `report_to="none"`,
+#   `save_strategy="no"`, `disable_tqdm=True`, `dataloader_pin_memory=False` (pinning needs a GPU);
+# - `SentenceTransformerTrainer(model=..., args=..., train_dataset=..., loss=...)` from
+#   `sentence_transformers.sentence_transformer`.
+#
+# The test trains a fresh copy of the model for 6 steps on 8 (claim, abstract, other abstract) rows and checks the
+# configuration, that the loss was logged every step, and that the MNRL loss of the set falls by at least 20%. It takes about 20-40 seconds.
+
+# %% nbgrader={"grade": false, "grade_id": "train_contrastive", "locked": false, "schema_version": 3, "solution": true}
+def train_contrastive(model, triplets, output_dir, batch_size, max_steps, learning_rate, seed=0):
+    """Train model in place with MNRL on (anchor, positive, negative) rows; return the trainer."""
+    ### BEGIN SOLUTION
+    from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
+                                                                          SentenceTransformerTrainingArguments)
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES, logging_steps=1,
+        report_to="none", save_strategy="no", disable_tqdm=True, dataloader_pin_memory=False)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=triplets,
+                                         loss=MultipleNegativesRankingLoss(model))
+    trainer.train()
+    return trainer
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "train_contrastive_tests", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
+                                                               MultipleNegativesRankingLoss)
+from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+_ex = clean[:8]
+_trip = Dataset.from_dict({"anchor": [e.query for e in _ex], "positive": [e.document[:300] for e in _ex],
+                           "negative": [document_text(d)[:300] for d in list(train.corpus.values())[-8:]]})
+
+
+def _mnrl_on_set(model):
+    """MNRL (scale 20) of the whole tiny set as one batch: each anchor against all positives and negatives."""
+    a = model.encode(list(_trip["anchor"]), normalize_embeddings=True)
+    d = model.encode(list(_trip["positive"]) + list(_trip["negative"]), normalize_embeddings=True)
+    logits = 20.0 * a @ d.T  # (8, 16)
+    return float(np.mean(np.logaddexp.reduce(logits, axis=1) - np.diag(logits)))
+
+
+_model = load_model(device=cfg.device)
+_before = _mnrl_on_set(_model)
+with tempfile.TemporaryDirectory() as _tmp, quiet():
+    _trainer = train_contrastive(_model, _trip, _tmp, batch_size=4, max_steps=6, learning_rate=1e-4)
+_after = _mnrl_on_set(_model)
+_losses = [r["loss"] for r in _trainer.state.log_history if "loss" in r]
+print(f"MNRL of the tiny set: {_before:.4f} before, {_after:.4f} after; logged per step: {np.round(_losses, 4)}")
+assert isinstance(_trainer.loss, (MultipleNegativesRankingLoss, CachedMultipleNegativesRankingLoss)), _trainer.loss
+assert _trainer.args.batch_sampler == BatchSamplers.NO_DUPLICATES, _trainer.args.batch_sampler
+assert _trainer.args.per_device_train_batch_size == 4 and _trainer.args.max_steps == 6
+assert len(_losses) == 6, _losses
+assert _after < 0.8 * _before, (_before, _after)
+### BEGIN HIDDEN TESTS
+assert _trainer.model is _model
+assert _trainer.args.learning_rate == 1e-4 and _trainer.args.seed == 0
+assert _trainer.state.global_step == 6
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The course's own trainer call, `training.fit`, is the same call with a warm-up and a loss log (notebook 05 uses it
+# too), and `finetune.training_columns` builds its training table (through the leakage guard, with negatives mined
+# by `finetune.mine_hard_negatives`). Nothing the next cells rely on is hidden:
+
+# %%
+print(inspect.getsource(training.fit))
+print(inspect.getsource(finetune.training_columns))
 #
 # Three settings, one loss (`MultipleNegativesRankingLoss`: each query against its positive, every other document
 # in the batch, and its own mined negative if there is one), the same budget:
@@ -246,7 +506,11 @@ for r in changed[:2]:
 # `CachedMultipleNegativesRankingLoss`. That loss gives the same gradients as the plain one for a batch of 128
 # while holding only a mini-batch of activations in memory (GradCache: embed everything without gradients, take the
 # loss's gradient with respect to the embeddings, then re-run each mini-batch with gradients). Larger batches mean
-# more in-batch negatives per query. `finetune.finetuned_model` runs the leakage guard, trains once, and caches.
+# more in-batch negatives per query. `finetune.finetuned_model` builds the table with `training_columns` (the
+# leakage guard runs there), trains once with `training.fit`, and caches the model on disk.
+#
+# **This cell is long the first time:** about 40 minutes on a 2-core CPU (three trainings, and the train corpus
+# encoded for mining), about 5 minutes in small mode; a few seconds once cached. Each training shows a progress bar.
 
 # %%
 tuned, infos = {}, {}
@@ -263,6 +527,36 @@ ax.set(xlabel="training step", ylabel="MNRL loss (mean of 5 steps)", title="Trai
 ax.legend()
 plt.show()
 
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_false_negatives", "locked": false, "points": 2, "schema_version": 3, "solution": true}
+# **Question (2 points, graded by hand).** Using the loss picture above and the numbers measured in section 3 (the
+# mean cosines of a claim to its cited abstract and to its hardest non-positive, the share of queries whose hardest
+# negative the margin removes) and, once you have run section 5, the nDCG@10 of the `mined` and `filtered` models:
+# what does a false negative do to the MNRL loss and its gradient, why does a margin guard against it, and why did
+# the 5% margin not pay on SciFact with this base model?
+#
+# ### BEGIN SOLUTION
+# MNRL is a softmax over the query's candidates; a false negative is relevant, so it scores about as high as the
+# positive (or higher). The loss of that query is then at least ln 2 = 0.69 nats (the picture: 0.69 at the
+# positive's cosine against about 0.01 for an easy negative at 0.2), it cannot fall without separating two texts
+# that both support the claim, and its gradient pushes the query away from a correct document: the model learns
+# to rank relevant documents lower. A margin keeps only candidates clearly below the positive ($\cos \le p -
+# |p|\,r$), where a relevant document is unlikely to sit, so the negatives that remain are probably true ones. On
+# SciFact the base model scores claim and cited abstract low and close to the rest (about 0.56 against 0.51 for the
+# hardest non-positive; the hardest non-positive even scores above the positive for about a third of the queries),
+# so the 5% margin removes the hardest negative of about half the queries (0.45 on the small corpus, 0.59 on the
+# full one) and leaves some queries with no negative at all. Most of what it removes are real hard negatives, not
+# false ones, so the `filtered` model learns from softer negatives and fewer rows and ends below `mined` (full run:
+# 0.731 against 0.794 nDCG@10). The margin is a bet on label noise; it pays when the base model already ranks
+# positives clearly above the rest, or with a cross-encoder to score candidates.
+#
+# Rubric: 2 points: says a false negative sits at about the positive's score so the loss stays near or above
+# ln 2 and the gradient pushes a relevant document away; explains the margin as keeping only candidates clearly
+# below the positive; and explains with the measured numbers (positive about 0.56 vs hardest non-positive about
+# 0.51, about half the hardest negatives removed, mined above filtered in nDCG@10) why it removed mostly true hard
+# negatives here. 1 point: the mechanism right without the notebook's numbers, or the numbers without the
+# mechanism of the loss.
+# ### END SOLUTION
+
 # %% [markdown]
 # **Reading the curves.** The loss with mined negatives starts higher: each query now has one negative chosen to be
 # confusing, so the task is harder. A training loss that falls is not evidence of a better model; it only says the
@@ -270,6 +564,77 @@ plt.show()
 # memorized pairs. The evaluation decides.
 #
 # ## 5. Evaluation
+#
+# sentence-transformers evaluates retrieval with `InformationRetrievalEvaluator(queries, corpus, relevant_docs)`:
+# three dicts, `query id -> query text`, `document id -> document text` and `query id -> set of relevant document
+# ids` (the qrels, notebook 01, reduced to the judgements > 0). Called on a model, `evaluator(model)` embeds
+# both sides, ranks the corpus by cosine, and returns a dict of metrics named `"{name}_cosine_ndcg@10"`,
+# `"{name}_cosine_recall@10"`, `"{name}_cosine_mrr@10"` and so on (`evaluator.primary_metric` names the main one).
+# It is also what you pass to the trainer as `evaluator=` to evaluate during training.
+#
+# **Exercise 6.5 · evaluate with `InformationRetrievalEvaluator`** · difficulty 3/5 · about 20 minutes
+#
+# `ir_ndcg10(model, ds, query_ids)`: `ds` is a BEIR split (`ds.queries`, `ds.corpus` with `{"title", "text"}`
+# documents, `ds.qrels`). Build the three dicts for the queries in `query_ids` (documents as
+# `document_text(doc)`; relevant documents: relevance > 0), run the evaluator (cosine, `show_progress_bar=False`,
+# `write_csv=False`) and return its nDCG@10 as a float. The test compares it with the course's evaluation
+# (`search.topk` + `metrics.evaluate`) on small inputs, within 0.005.
+
+# %% nbgrader={"grade": false, "grade_id": "ir_eval", "locked": false, "schema_version": 3, "solution": true}
+def ir_ndcg10(model, ds, query_ids):
+    """nDCG@10 of model on the queries query_ids of the BEIR split ds, by InformationRetrievalEvaluator."""
+    ### BEGIN SOLUTION
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    queries = {q: ds.queries[q] for q in query_ids}
+    corpus = {d: document_text(doc) for d, doc in ds.corpus.items()}
+    relevant = {q: {d for d, r in ds.qrels.get(q, {}).items() if r > 0} for q in query_ids}
+    evaluator = InformationRetrievalEvaluator(queries, corpus, relevant, name="eval", show_progress_bar=False,
+                                              write_csv=False)
+    return float(evaluator(model)["eval_cosine_ndcg@10"])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ir_eval_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+from types import SimpleNamespace
+
+
+def _course_ndcg(model, ds, query_ids):
+    q = encode_queries(model, {i: ds.queries[i] for i in query_ids})
+    c = encode_corpus(model, ds.corpus, show_progress=False)
+    s, i = search.topk(q, c, min(10, len(ds.corpus)))
+    run = search.run_from_topk(s, i, list(query_ids), list(ds.corpus))
+    return metrics.evaluate(run, {i: ds.qrels[i] for i in query_ids})["ndcg@10"]
+
+
+_ds = SimpleNamespace(
+    queries={"q1": "cats sleep a lot", "q2": "bees make honey", "q3": "why is the sky blue"},
+    corpus={"d1": {"title": "Cats", "text": "Cats sleep sixteen hours a day."},
+            "d2": {"title": "Bees", "text": "Bees turn nectar into honey."},
+            "d3": {"title": "Sky", "text": "Air scatters blue light."}, "d4": {"title": "", "text": "Honey never spoils."},
+            "d5": {"title": "Dogs", "text": "Dogs are loyal."}, "d6": {"title": "", "text": "Sunsets are red."}},
+    qrels={"q1": {"d1": 1}, "q2": {"d2": 1, "d4": 0}, "q3": {"d6": 1}})
+with quiet():
+    _got = ir_ndcg10(base, _ds, ["q1", "q2", "q3"])
+assert isinstance(_got, float) and 0 <= _got <= 1, _got
+assert abs(_got - _course_ndcg(base, _ds, ["q1", "q2", "q3"])) <= 0.005, _got
+### BEGIN HIDDEN TESTS
+with quiet():
+    assert abs(ir_ndcg10(base, _ds, ["q3"]) - _course_ndcg(base, _ds, ["q3"])) <= 0.005
+_qids = sorted(test.qrels)[:10]
+_rel = sorted({d for q in _qids for d in test.qrels[q]})
+_docs = _rel + [d for d in test.corpus if d not in set(_rel)][:70]
+_small = SimpleNamespace(queries=test.queries, corpus={d: test.corpus[d] for d in _docs}, qrels=test.qrels)
+with quiet():
+    _got = ir_ndcg10(base, _small, _qids)
+assert abs(_got - _course_ndcg(base, _small, _qids)) <= 0.005, _got
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The course evaluates with the same ranking (`search.topk` over cached embeddings, then `metrics.evaluate`, which
+# agrees with pytrec_eval), and reports nDCG@10 on all test queries and on the queries whose relevant documents
+# were never train positives. **This cell takes a few minutes the first time** (the test corpus and STS-B embedded
+# with each tuned model; cached after that).
 
 # %%
 evals = {"base": base_eval}
@@ -277,18 +642,23 @@ sts_scores = {"base": sts_by_dim(base, sts, (384,))[384]}
 for setting, model in tuned.items():
     evals[setting] = evaluate_task(Retrieval.from_dataset(model, test))
     sts_scores[setting] = sts_by_dim(model, sts, (384,))[384]
-print(markdown_table([{"model": name, **{k: v for k, v in ev.items() if k != "per_query"},
-                       "STS-B Spearman": round(sts_scores[name], 4)} for name, ev in evals.items()]))
+results = pd.DataFrame([{"model": name, **{k: v for k, v in ev.items() if k != "per_query"},
+                         "STS-B Spearman": round(sts_scores[name], 4)} for name, ev in evals.items()]).set_index("model")
 for name, ev in evals.items():
     for key, value in ev.items():
         if key != "per_query":
             record(f"{key}, {name}", value)
     record(f"STS-B Spearman, {name}", sts_scores[name])
+ax = results.drop(columns="STS-B Spearman").plot.bar(figsize=(7, 3.5), rot=0)
+ax.set(xlabel="model (base, or tuned with this negative setting)", ylabel="nDCG@10 on SciFact test",
+       title="Before and after fine-tuning")
+plt.show()
+results
 
 # %% [markdown]
 # A mean hides how it was made. Compare query by query.
 #
-# ### Exercise 3 (2 points): wins and losses
+# **Exercise 6.6 · wins and losses** · difficulty 2/5 · about 10 minutes
 #
 # `wins_losses(before, after)`: for two dicts `query id -> score` over the same queries, return a dict with
 # `"mean_delta"` (mean of after - before, rounded to 4 decimals), `"wins"` (after > before), `"losses"`
@@ -323,8 +693,8 @@ for name in ("none", "mined", "filtered"):
                  "seen-doc queries": paired_comparison({q: b[q] for q in seen}, {q: a[q] for q in seen}),
                  "unseen-doc queries": paired_comparison({q: b[q] for q in b if q in unseen},
                                                          {q: a[q] for q in a if q in unseen})})
-for r in rows:
-    print(f"{r['setting']:9s}", " | ".join(f"{k}: {v}" for k, v in r.items() if k != "setting"))
+pd.DataFrame([{"setting": r["setting"], "slice": k, **v} for r in rows for k, v in r.items() if k != "setting"]
+             ).set_index(["setting", "slice"])
 
 # %% [markdown]
 # Where the gains sit tells you what was learned. On the queries whose relevant abstracts were train positives the
@@ -340,9 +710,9 @@ for r in rows:
 best = max(("none", "mined", "filtered"), key=lambda s: evals[s]["nDCG@10"])
 check = [{"model": name, **row} for name, model in [("base", base), (f"tuned ({best})", tuned[best])]
          for row in finetune.compression_check(Retrieval.from_dataset(model, test))]
-print(markdown_table(check))
 for row in check:
     record(f"nDCG@10 retention of fp32, {row['model']}, {row['representation']}", 100 * row["retention"], "%")
+pd.DataFrame(check).set_index(["model", "representation"])
 
 # %% [markdown]
 # ## 7. The recipe
@@ -356,6 +726,43 @@ for row in check:
 # 5. **Evaluation** against the baseline, per query, with a general-domain check.
 # 6. **Compression check**: int8, binary and truncation retention of the tuned model before you ship it.
 #
+# ## Summary
+#
+# | step | call |
+# |---|---|
+# | pairs from train only, minus test duplicates, guard | `training.guarded_examples(train, test)` (`check_no_leakage` raises `LeakageError`) |
+# | hard negatives with a margin | `sentence_transformers.util.mine_hard_negatives(pairs, model, corpus=..., relative_margin=0.05, num_negatives=..., sampling_strategy="top", output_format="n-tuple", verbose=False)` |
+# | the loss | `MultipleNegativesRankingLoss(model)` (scale 20 = $1/\tau$); `CachedMultipleNegativesRankingLoss(model, mini_batch_size=...)` for large batches |
+# | the trainer | `SentenceTransformerTrainer(model=, args=SentenceTransformerTrainingArguments(..., batch_sampler=BatchSamplers.NO_DUPLICATES, report_to="none"), train_dataset=, loss=)` then `.train()` |
+# | evaluation | `InformationRetrievalEvaluator(queries, corpus, relevant_docs)(model)["{name}_cosine_ndcg@10"]` |
+# | the course's versions | `finetune.training_columns`, `training.fit`, `finetune.finetuned_model` (cached), `finetune.compression_check` |
+#
+# The numbers to remember, as measured in this run:
+
+# %%
+for name, ev in evals.items():
+    numbers[f"nDCG@10 all / unseen-doc queries, {name}"] = " / ".join(
+        f"{v:.4f}" for k, v in ev.items() if k != "per_query")
+    numbers[f"STS-B Spearman, {name}"] = f"{sts_scores[name]:.4f}"
+numbers["MNRL loss of a query with a negative at the positive's cosine / at 0.2"] = \
+    f"{loss_at[s_pos]:.3f} / {loss_at[0.2]:.3f} nats"
+pd.DataFrame(list(numbers.items()), columns=["quantity", "measured"]).set_index("quantity")
+
+# %% [markdown]
+# ## Going further
+#
+# - **Distillation from a cross-encoder**: score (query, candidate) pairs with a cross-encoder and train on its
+#   scores (`MarginMSELoss`), or pass `cross_encoder=` to `mine_hard_negatives` to rescore candidates before the
+#   margin: it catches false negatives far better than the bi-encoder's own scores.
+# - **Synthetic queries (GPL)**: when a corpus has no training queries, generate them with a seq2seq model,
+#   mine negatives, and label with a cross-encoder (Wang et al., 2022): domain adaptation without qrels.
+# - **Parameter-efficient tuning (LoRA)**: `model.add_adapter(LoraConfig(...))` (peft) trains a few percent of the
+#   weights; less memory, less forgetting of the general domain (compare STS-B above).
+# - **Learned sparse models (SPLADE, BGE-M3)**: `sentence_transformers.sparse_encoder` fine-tunes sparse models with
+#   the same trainer and `SparseMultipleNegativesRankingLoss`.
+# - **Matryoshka + domain tuning**: wrap MNRL in `MatryoshkaLoss` (notebook 05) so the tuned model also truncates.
+
+# %% [markdown]
 # **Take-aways.** Fine-tuning on a few hundred in-domain pairs moves nDCG@10 by many points on SciFact, but most of
 # that sits on documents seen in training: on the queries whose relevant abstracts were never train positives the
 # gain is about zero. Hard negatives make the training task harder and, here, the model better on the documents it
