@@ -32,7 +32,8 @@
 # Running it takes about 4 minutes the first time (the corpus is encoded once and cached) and under a minute
 # afterwards; `COURSE_SMALL=1` uses a 1,500-document sub-corpus.
 #
-# **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al. (2021).
+# **Data:** SciFact (scientific claims as queries: 809 train, 300 test; 5,183 abstracts) from BEIR, a collection
+# of 18 retrieval benchmarks; CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al. (2021).
 
 # %%
 import course_lib
