@@ -142,7 +142,7 @@ assert len(build_pairs(train.qrels, train.queries, train.corpus, {})) == len(tra
 # course training builds its pairs through it: `finetune.training_columns` (this notebook's
 # `finetune.finetuned_model`, which runs `check_no_leakage` a second time on the final table, mined negatives
 # included), `matryoshka.mrl_pairs` (notebook 05) and the ColBERT projection of notebook 04. Code that calls the
-# trainer directly must call the guard itself. Its source (the guard is 10 lines):
+# trainer directly must call the guard itself. The source of `guarded_examples`, printed by the cell below:
 
 # %%
 full_test = load_beir("scifact", "test")
