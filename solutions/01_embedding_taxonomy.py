@@ -527,7 +527,8 @@ assert set(_ours) == set(_ref) and all(abs(_ours[d] - _ref[d]) < 1e-12 for d in 
 # `course_lib.hybrid.convex` uses per-query **min-max normalization**, $\hat s = (s - \min)/(\max - \min)$ over
 # the query's top-100 documents of that run, and gives a document missing from one run 0 there. It has a knob,
 # so we must choose $\alpha$ without looking at the test queries: we pick it on the **train** queries, then
-# report test.
+# report test. **A long cell:** it encodes the 809 train queries, runs both retrievers on them and scores 11 values
+# of $\alpha$ (the longest cell of this section; seconds in small mode once the queries are cached).
 
 # %%
 train_q_emb = encode_queries(model, train.queries)
@@ -653,7 +654,8 @@ for _one, _two in [({"a": 0.3}, {"a": 7.0}), ({"a": 0.3, "b": 0.3}, {}), ({}, {"
 
 # %% [markdown]
 # **Your fusion on SciFact.** The next cell chooses $\alpha$ for your `fuse` on the train queries, exactly as
-# for min-max above, and scores it on the test queries next to min-max. (If you have not solved Exercise 1.8
+# for min-max above, and scores it on the test queries next to min-max. **A long cell:** your `fuse` is called
+# for every train query at every $\alpha$, in plain Python. (If you have not solved Exercise 1.8
 # yet, it says so and the notebook goes on.)
 
 # %%
@@ -724,6 +726,8 @@ else:
 #   compares the query with every vector; **HNSW**
 #   (hierarchical navigable small-world graph) is an approximate graph index; an **inverted index** keeps a
 #   posting list per term; a **shortlist** is the top of a cheap first search, **rescored** by a better one.
+#
+# **A long cell:** it tokenizes every document to count its word pieces.
 
 # %%
 from sentence_transformers.util import quantize_embeddings

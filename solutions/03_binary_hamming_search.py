@@ -314,7 +314,8 @@ assert np.asarray(_i).tolist() == [[3, 1, 2]]  # ties keep the shortlist order
 # %% [markdown]
 # `course_lib.binary.binary_search` chains the two stages; `binary.rescore` also reads int8/uint8 codes (always
 # dequantized first) or the binary codes themselves. How much comes back as the multiplier grows, next to the
-# recall of the shortlist (how many of the float32 top 10 it holds):
+# recall of the shortlist (how many of the float32 top 10 it holds). **A long cell:** it rescores the shortlists of
+# nine multipliers for every test query.
 
 # %%
 multipliers = (1, 2, 3, 4, 6, 8, 10, 15, 20)
@@ -513,6 +514,7 @@ pd.DataFrame(compression.binary_scoring_variants(task))
 #
 # On the corpus at hand, every exact method is fast; the differences show at scale. Here is a live measurement on
 # this machine (`benchmarks/bench_hamming.py` runs the 1,000,000-code version; the README has its figures).
+# **A long cell:** each method is run once untimed and then three times timed.
 
 # %%
 def per_query_ms(fn, repeat=3):
@@ -560,7 +562,8 @@ plt.show()
 # many of the nearest clusters a query scans). `course_lib.binary.faiss_binary_index` builds each from
 # course_lib codes. Below, **distance recall@10** is the share of the top 10 ranks at which the index found a code at
 # the exact Hamming distance (ids cannot be compared: ties), against time, on the SciFact codes. At this size exact
-# search is already fast: the point is how recall falls as the index visits less of the corpus.
+# search is already fast: the point is how recall falls as the index visits less of the corpus. **A long cell:**
+# it builds six indexes (the IVF ones run k-means) and times each.
 
 # %%
 exact_d, _ = binary.hamming_topk(query_codes, corpus_codes, 10)

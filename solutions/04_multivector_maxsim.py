@@ -44,6 +44,11 @@ import course_lib
 
 cfg = course_lib.setup(seed=0)
 
+# %% [markdown]
+# **A long cell the first time:** the next cell computes MiniLM's token vectors for every document and query (about
+# 6 minutes on a 2-core CPU for the whole corpus, with a progress bar) and caches them; after that it loads them in
+# seconds.
+
 # %%
 import time
 
