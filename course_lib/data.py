@@ -455,28 +455,32 @@ def load_folder(path, split: str = "test", name: str | None = None) -> BeirDatas
                        qrels=qrels, root=path if path.is_dir() else path.parent)
 
 
-def known_item_queries(dataset: BeirDataset, n: int | None = None, seed: int = 0,
+def known_item_queries(dataset: BeirDataset, n: int | None = None, seed: int = 0, keep_titles: bool = False,
                        verbose: bool = True) -> BeirDataset:
     """Known-item evaluation for a corpus without relevance judgements: each query is one document's title,
-    and that document is its only relevant one.
+    and that document is its only relevant one (title to abstract).
 
     Documents without a title are skipped (``verbose`` prints how many). ``n`` picks a seeded sample of the
-    titled documents (all of them when None), kept in corpus order. The corpus is unchanged; the query id is
-    ``"ki:<doc id>"``. Known-item queries are easier than real ones (the title is part of the document's own
-    text) and there is one relevant document each, so compare configurations with them, not absolute scores.
+    titled documents (all of them when None), kept in corpus order; the query id is ``"ki:<doc id>"``. The
+    returned corpus holds every document, with its title removed unless ``keep_titles``: a query that is a copy
+    of its document's first words would be found by almost any method (nDCG@10 near 1). Known-item queries are
+    still easier than real ones and have one relevant document each: compare configurations with them, not
+    absolute scores.
 
     Examples
     --------
     >>> ds = BeirDataset("toy", "none", {"a": {"title": "Aspirin", "text": "Fever."},
     ...                                 "b": {"title": "", "text": "No title."}}, {}, {})
     >>> ki = known_item_queries(ds, verbose=False)
-    >>> ki.queries, ki.qrels
-    ({'ki:a': 'Aspirin'}, {'ki:a': {'a': 1}})
+    >>> ki.queries, ki.qrels, ki.corpus["a"]
+    ({'ki:a': 'Aspirin'}, {'ki:a': {'a': 1}}, {'title': '', 'text': 'Fever.'})
     """
     from course_lib import validation as V
 
     if not isinstance(dataset, BeirDataset):
         raise TypeError(f"dataset must be a BeirDataset (from load_folder or load_beir), got {type(dataset).__name__}")
+    if not isinstance(keep_titles, bool):
+        raise TypeError(f"keep_titles must be a bool, got {type(keep_titles).__name__}")
     titled = [d for d, doc in dataset.corpus.items() if (doc.get("title") or "").strip()]
     skipped = len(dataset.corpus) - len(titled)
     if not titled:
@@ -493,5 +497,7 @@ def known_item_queries(dataset: BeirDataset, n: int | None = None, seed: int = 0
               f"{len(dataset.corpus):,} documents skipped (no title)")
     queries = {f"ki:{d}": dataset.corpus[d]["title"].strip() for d in titled}
     qrels = {f"ki:{d}": {d: 1} for d in titled}
-    return BeirDataset(name=dataset.name, split="known-item", corpus=dataset.corpus, queries=queries, qrels=qrels,
+    corpus = dataset.corpus if keep_titles else {d: {"title": "", "text": doc["text"]}
+                                                 for d, doc in dataset.corpus.items()}
+    return BeirDataset(name=dataset.name, split="known-item", corpus=corpus, queries=queries, qrels=qrels,
                        small=dataset.small, root=dataset.root)

@@ -109,7 +109,9 @@ def test_known_item_queries_skip_untitled_documents(tmp_path, capsys):
     ds = load_folder(write_jsonl(tmp_path / "mine.jsonl", DOCS))
     ki = known_item_queries(ds)
     assert ki.queries == {"ki:d1": "Aspirin", "ki:d3": "Vitamin D"}
-    assert ki.qrels == {"ki:d1": {"d1": 1}, "ki:d3": {"d3": 1}} and ki.corpus is ds.corpus
+    assert ki.qrels == {"ki:d1": {"d1": 1}, "ki:d3": {"d3": 1}}
+    assert ki.corpus == {d: {"title": "", "text": doc["text"]} for d, doc in ds.corpus.items()}  # title to abstract
+    assert known_item_queries(ds, keep_titles=True, verbose=False).corpus is ds.corpus
     assert "1 of 3 documents skipped" in capsys.readouterr().out
     one = known_item_queries(ds, n=1, seed=0, verbose=False)
     assert len(one.queries) == 1 and one.queries == known_item_queries(ds, n=1, seed=0, verbose=False).queries
@@ -119,6 +121,8 @@ def test_known_item_queries_skip_untitled_documents(tmp_path, capsys):
         known_item_queries(ds, n=0)
     with pytest.raises(TypeError, match="BeirDataset"):
         known_item_queries(ds.corpus)
+    with pytest.raises(TypeError, match="keep_titles"):
+        known_item_queries(ds, keep_titles="no", verbose=False)
     with pytest.raises(DataError, match="title"):
         known_item_queries(load_folder(write_jsonl(tmp_path / "untitled.jsonl", [DOCS[1]])))
 
