@@ -41,6 +41,9 @@ help:
 	@echo "make data   fetch and verify the data sets (mirror DATA_MIRROR=$(DATA_MIRROR), else download)"
 	@echo "make peers  the peer environment .venv-peers (PyLate, for the MaxSim comparison; make test makes it)"
 	@echo "make workbook  run every solution notebook headless -> build/REPORT.md (COURSE_SMALL=1: quick run)"
+	@echo "make check NB=01  grade a copy of your notebooks/01_*.ipynb and print your points"
+	@echo "instructors: make notebooks | make grade SUBMISSIONS=dir | make feedback | make student-release DEST=dir"
+	@echo "python: the newest of 3.13, 3.12, 3.11 found (now: $(PYTHON)); make PYTHON=python3.12 ... picks one"
 
 setup: $(STAMP) data
 
@@ -62,7 +65,7 @@ data: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
-test: setup peers sandbox
+test: instructor-only setup peers sandbox
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The grader's sandbox is bubblewrap (Linux). As root on Debian/Ubuntu it is installed here; otherwise this
@@ -92,13 +95,18 @@ $(PEERS_STAMP):
 	$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"
 	touch $@
 
-.PHONY: notebooks grade check workbook
-notebooks: $(STAMP)
+.PHONY: notebooks grade check workbook feedback student-release instructor-only
+# A student copy (make student-release) has no solutions/: what needs them says so instead of failing obscurely.
+STUDENT_COPY := $(if $(wildcard solutions/*.py),,yes)
+instructor-only:
+	@test -z "$(STUDENT_COPY)" || { echo "This is a student copy of the course (no solutions/): that target is for the instructor's repository. Learners use make lab and make check NB=01."; exit 2; }
+
+notebooks: instructor-only $(STAMP)
 	$(BIN)/python -m course_lib.tools.notebooks build
 
 # make grade SUBMISSIONS=path/to/folder   (one subfolder per student) -> build/grades.csv and build/nbgrader/gradebook.db
 # Each submission runs in its own sandbox (bubblewrap); GRADE_ARGS='--cell-timeout 60 --memory-gb 4' to change limits.
-grade: setup sandbox
+grade: instructor-only setup sandbox
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder with one subfolder per student>"; exit 2; }
 	$(BIN)/python -m course_lib.tools.grading grade "$(SUBMISSIONS)" $(GRADE_ARGS)
 
@@ -109,5 +117,14 @@ check: setup
 
 # Every solution notebook, headless and in order: executed copies, plots and build/REPORT.md under build/.
 # Full mode unless COURSE_SMALL=1; WORKBOOK_ARGS='--only 05 07' runs some. Exits non-zero if a notebook fails.
-workbook: setup
+workbook: instructor-only setup
 	$(BIN)/python -m course_lib.tools.workbook $(WORKBOOK_ARGS)
+
+# nbgrader's feedback pages for every graded submission: build/nbgrader/feedback/<student>/<notebook>/
+feedback: instructor-only setup
+	$(BIN)/python -m course_lib.tools.grading feedback
+
+# make student-release DEST=../course-2027   a copy without solutions, tests or rubrics, as a new git repository
+student-release: instructor-only $(STAMP)
+	@test -n "$(DEST)" || { echo "usage: make student-release DEST=<new or empty folder>"; exit 2; }
+	$(BIN)/python -m course_lib.tools.release "$(DEST)"

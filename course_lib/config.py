@@ -24,7 +24,8 @@ class Config:
     small : bool
         Small mode (``COURSE_SMALL=1``): a 1,500-document SciFact sub-corpus and short training runs.
     full : bool
-        A GPU is present and small mode is off: cells run their full-size variants.
+        A CUDA GPU is present and small mode is off: cells run their full-size variants (the GPU recipes). On
+        Apple MPS the standard recipes, measured on a CPU, run on the MPS device: the GPU recipes were sized for CUDA.
     cache_dir : Path
         Where embeddings and trained models are cached.
     seed : int
@@ -100,9 +101,10 @@ def setup(seed: int = 0, small: bool | None = None, verbose: bool = True) -> Con
         small = small_mode()
     seed_everything(seed)
     device, reason = pick_device()
-    cfg = Config(device=device, small=bool(small), full=(device in {"cuda", "mps"} and not small),
+    cfg = Config(device=device, small=bool(small), full=(device == "cuda" and not small),
                  cache_dir=cache_dir(), seed=seed)
     if verbose:
-        mode = "small (COURSE_SMALL=1)" if cfg.small else ("full (GPU)" if cfg.full else "standard (CPU)")
+        mode = "small (COURSE_SMALL=1)" if cfg.small else ("full (CUDA GPU recipes)" if cfg.full else
+                                                           f"standard (the CPU recipes{' on mps' if device == 'mps' else ''})")
         print(f"course_lib.setup: device={device} ({reason}); mode={mode}; seed={seed}; cache={cfg.cache_dir}")
     return cfg

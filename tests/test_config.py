@@ -27,7 +27,16 @@ def test_setup_picks_cuda_then_mps_then_cpu_and_says_so(capsys):
     expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert cfg.device == expected == pick_device()[0]
     assert f"device={expected}" in capsys.readouterr().out
-    assert cfg.full == (expected != "cpu")
+    assert cfg.full == (expected == "cuda")
+
+
+def test_apple_mps_runs_the_cpu_recipes_on_its_device(monkeypatch, capsys):
+    monkeypatch.setattr(course_lib.config, "pick_device", lambda: ("mps", "Apple GPU (MPS)"))
+    cfg = course_lib.setup(seed=0, small=False)
+    assert cfg.device == "mps" and not cfg.full
+    assert "mode=standard (the CPU recipes on mps)" in capsys.readouterr().out
+    monkeypatch.setattr(course_lib.config, "pick_device", lambda: ("cuda", "NVIDIA GPU"))
+    assert course_lib.setup(seed=0, small=False, verbose=False).full
 
 
 def test_setup_reads_course_small_and_goes_offline(monkeypatch, tmp_path):

@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course_lib.tools import sandbox
-from course_lib.tools.notebooks import BUILD, NOTEBOOKS, REPO_ROOT, SOLUTIONS, nbgrader, stems, write_sources
+from course_lib.tools.notebooks import (BUILD, NOTEBOOKS, REPO_ROOT, SOLUTIONS, nbgrader, sources_from_student_notebooks,
+                                       stems, write_sources)
 from course_lib.tools.sandbox import Limits
 
 GRADING_ROOT = REPO_ROOT / "build" / "grading"
@@ -539,18 +540,37 @@ def write_csv(rows: list[Row], out: Path) -> None:
             w.writerow([r.student, r.assignment, r.exercise, r.points, r.max_points, r.status, r.detail, r.flags])
 
 
+def feedback(root: Path = BUILD) -> list[Path]:
+    """nbgrader's feedback (one HTML page per student and notebook) for every autograded submission in the course
+    tree ``root``, under ``root/feedback/<student>/<stem>/``; returns the pages. Manually graded answers carry the
+    points given in the formgrader, so run it after grading those."""
+    root = Path(root).resolve()
+    if not (root / "autograded").is_dir():
+        raise FileNotFoundError(f"nothing autograded in {root}: run `make grade SUBMISSIONS=...` first")
+    for stem in sorted({p.name for p in (root / "autograded").glob("*/*") if p.is_dir()}):
+        res = nbgrader("generate_feedback", stem, "--force", root=root, db=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"nbgrader generate_feedback {stem} failed in {root}:\n{res.stdout[-2000:]}\n"
+                               f"{res.stderr[-2000:]}")
+    return sorted((root / "feedback").glob("*/*/*.html"))
+
+
 def check(nb: str, limits: Limits = Limits(cell_timeout=300)) -> list[Row]:
     """Grade the learner's own ``notebooks/<NN>_*.ipynb`` on a copy and print the points per exercise."""
     matches = sorted(NOTEBOOKS.glob(f"{nb}*.ipynb")) if nb else []
     if len(matches) != 1:
         raise FileNotFoundError(f"NB={nb!r} must name exactly one notebook in notebooks/ (e.g. NB=01), found {matches}")
     stem = matches[0].stem
+    student_copy = not (SOLUTIONS / f"{stem}.py").is_file()  # a student release has no solutions/
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "subs" / "me").mkdir(parents=True)
         shutil.copyfile(matches[0], Path(tmp) / "subs" / "me" / f"{stem}.ipynb")
+        sources = sources_from_student_notebooks(Path(tmp) / "sources", [stem]) if student_copy else SOLUTIONS
         rows = grade(Path(tmp) / "subs", limits=limits, root=Path(tmp) / "course", scratch=Path(tmp) / "scratch",
-                     names=[stem], require_sandbox=False)
+                     sources=sources, names=[stem], require_sandbox=False)
     print(f"{stem}: points per exercise (your file was not modified)")
+    if student_copy:
+        print("  (this copy of the course has the visible tests only: your instructor's grading also runs hidden ones)")
     for r in rows:
         line = f"  {r.exercise:24s} {r.points:g} / {r.max_points:g}"
         if r.status != "graded":
@@ -571,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--wall", type=int, default=1800, help="seconds per submission run (default 1800)")
     g.add_argument("--memory-gb", type=float, default=8.0, help="address space per process in GiB (default 8)")
     g.add_argument("--no-sandbox", action="store_true", help="grade even without bubblewrap (see docs/INSTRUCTORS.md)")
+    sub.add_parser("feedback", help="nbgrader's feedback pages for every autograded submission in build/nbgrader")
     c = sub.add_parser("check", help="grade your own notebook (a copy of it)")
     c.add_argument("nb", help="notebook number, e.g. 01")
     args = parser.parse_args(argv)
@@ -583,6 +604,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{r.student:20s} {r.assignment:28s} {r.points:g} / {r.max_points:g}  {r.status}"
                           + (f"  FLAGGED: {r.flags}" if r.flags else ""))
             print(f"wrote {args.out}; scores are in {BUILD / 'gradebook.db'}")
+        elif args.cmd == "feedback":
+            pages = feedback()
+            print(f"wrote {len(pages)} feedback pages under {BUILD / 'feedback'} (one per student and notebook); "
+                  f"return them with `nbgrader release_feedback` or as files")
         else:
             check(args.nb)
     except (FileNotFoundError, ValueError, RuntimeError) as err:

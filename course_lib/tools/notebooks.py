@@ -78,6 +78,30 @@ def write_sources(root: Path, names: list[str] | None = None, sources: Path = SO
     return names
 
 
+# nbgrader's answer stubs (nbgrader_config.py), at any indentation
+STUBS = {"code": re.compile(r"^([ \t]*)(# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\))", re.M),
+         "markdown": re.compile(r"^()(YOUR ANSWER HERE)", re.M)}
+
+
+def sources_from_student_notebooks(out: Path, names: list[str], notebooks: Path = NOTEBOOKS) -> Path:
+    """Write ``out/<stem>.py`` sources made from the student notebooks, for a copy of the course without
+    ``solutions/`` (a student release): each answer stub becomes the solution region, and there are no hidden
+    tests, so grading with these sources runs the visible tests only. Returns ``out``."""
+    import jupytext
+    import nbformat
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stem in names:
+        nb = nbformat.read(Path(notebooks) / f"{stem}.ipynb", as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            stub = STUBS.get(cell.cell_type)
+            if meta.get("solution") and stub:
+                cell.source = stub.sub(r"\1### BEGIN SOLUTION\n\1\2\n\1### END SOLUTION", cell.source, count=1)
+        jupytext.write(nb, out / f"{stem}.py", fmt="py:percent")
+    return out
+
+
 def nbgrader(*args: str, root: Path, db: bool = False, timeout: float | None = None, **kw):
     """Run ``nbgrader`` in this environment on the course tree ``root``."""
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
