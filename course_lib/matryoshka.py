@@ -381,7 +381,7 @@ class MrlRecipe:
 def mrl_recipe(cfg) -> MrlRecipe:
     """The course's Matryoshka run for a :class:`course_lib.config.Config`, one code path for every machine.
 
-    - small mode: 8 steps of batch 16 (a minute on a laptop CPU), to check the pipeline, not to learn much;
+    - small mode: 8 steps of batch 16 (1-3 minutes on a 2-core CPU), to check the pipeline, not to learn much;
     - standard (CPU): 3 epochs of batch 32 at learning rate 1e-4 over the 917 SciFact train pairs
       (87 steps, about 10 minutes on 2 cores);
     - full (GPU): 10 epochs of batch 128 (more in-batch negatives per step) at 2e-4.

@@ -25,7 +25,8 @@
 #
 # **Prerequisites:** notebook 01 (dense retrieval, nDCG@10); NumPy broadcasting and dtypes.
 #
-# **Expected time on a laptop CPU:** 45 minutes of work. Running it takes under a minute once notebook 01
+# **Expected time on a laptop CPU:** about 75 minutes of work (four exercises, one prediction, one written
+# question). Running it takes under a minute once notebook 01
 # has cached the corpus embeddings (about 4 minutes otherwise); `COURSE_SMALL=1` uses the 1,500-document sub-corpus.
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al. (2021).

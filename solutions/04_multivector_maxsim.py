@@ -24,10 +24,10 @@
 #
 # **Prerequisites:** notebooks 01-03; PyTorch tensors; softmax cross-entropy.
 #
-# **Expected time on a laptop CPU:** 60 minutes of work. Running it takes about 10 minutes the first time on
-# a 2-core CPU (token embeddings of the corpus, then training the projection; both are cached) and about 4.5
-# minutes after that (four MaxSim passes over the whole corpus: zero-shot, trained fp16, int8, binary; each shows
-# a progress bar); `COURSE_SMALL=1` uses the 1,500-document sub-corpus and runs in a fraction of that.
+# **Expected time on a laptop CPU:** about 75 minutes of work (three exercises, one prediction, one written
+# question). Running it takes about 10 minutes the first time on a 2-core CPU (token embeddings of the corpus, then
+# training the projection; both are cached) and about 4.5 minutes after that (four MaxSim passes over the whole
+# corpus: zero-shot, trained fp16, int8, binary; each shows a progress bar); `COURSE_SMALL=1` uses the 1,500-document sub-corpus and runs in a fraction of that.
 #
 # **Terms.** A *token* is a word piece of MiniLM's tokenizer; $L_q$ is the number of query tokens that take part in
 # MaxSim (here always 32: the query's own tokens, padded with [MASK] tokens) and $L_d$ the number of real tokens of a

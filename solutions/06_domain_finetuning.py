@@ -56,9 +56,7 @@ import course_lib
 cfg = course_lib.setup(seed=0)
 
 # %%
-import contextlib
 import inspect
-import io
 import re
 import tempfile
 
@@ -74,6 +72,7 @@ from course_lib.embed import encode_corpus, encode_queries
 from course_lib.eval import paired_comparison, unseen_document_qrels
 from course_lib.matryoshka import sts_by_dim
 from course_lib.models import load_model
+from course_lib.tools.output import quiet  # silences a block: test cells must not write to stderr
 from course_lib.tools.report import record
 
 base = load_model(device=cfg.device)
@@ -84,11 +83,6 @@ print(f"train: {len(train.queries)} queries, {sum(len(r) for r in train.qrels.va
       f"test: {len(test.queries)} queries; corpus {len(test.corpus):,} documents")
 numbers = {}  # measured figures, gathered for the summary at the end
 
-
-def quiet():
-    """Silence stderr (progress bars the library draws even with verbose=False); test cells must not write there."""
-    return contextlib.redirect_stderr(io.StringIO())
-
 # %% [markdown]
 # ## 1. Data, and the leakage guard
 #
@@ -97,7 +91,7 @@ def quiet():
 # measures memory. Ids are easy to check; texts need normalizing (case, spaces), because the same claim can be
 # filed twice.
 #
-# **Exercise 6.1 · pairs without leakage** · difficulty 2/5 · about 15 minutes
+# **Exercise 6.1 · Pairs without leakage** · difficulty 2/5 · about 15 minutes
 #
 # `build_pairs(train_qrels, train_queries, corpus, test_queries)`: a list of `(query_text, document_text)` for every
 # train judgement with relevance > 0 (in qrels order; `document_text(corpus[doc_id])` gives the text), leaving out
@@ -203,7 +197,7 @@ print({k: v for k, v in base_eval.items() if k != "per_query"})
 # $r$,
 # $$\text{keep } d \iff \cos(q, d) \le p - |p|\, r \qquad (r = 0.05: \text{ below 95\% of the positive}).$$
 #
-# **Exercise 6.2 · mining with a margin, by hand** · difficulty 3/5 · about 20 minutes
+# **Exercise 6.2 · Mining with a margin, by hand** · difficulty 3/5 · about 20 minutes
 #
 # `mine_with_margin(query_emb, corpus_emb, positives, num_negatives, relative_margin)`: for each query (row of
 # `query_emb`), the corpus rows of its `num_negatives` highest-scoring documents (dot product) that are not in
@@ -256,8 +250,8 @@ for _k, _m in [(3, 0.05), (5, 0.0), (2, 0.2)]:
 
 # %% nbgrader={"grade": false, "grade_id": "predict_margin_removed", "locked": false, "schema_version": 3, "solution": true}
 # Your prediction, before you run the next cell: the fraction of train queries whose hardest negative the
-# 5% relative margin removes. Replace the line `raise NotImplementedError()` with
-# `predicted_fraction = <your number>`, then run this cell.
+# 5% relative margin removes.
+# Replace the line `raise NotImplementedError()` with `predicted_fraction = <your number>`, then run this cell.
 predicted_fraction = None
 ### BEGIN SOLUTION
 predicted_fraction = 0.5  # the top non-positive is within 5% of the positive (or above it) for about half of them
@@ -310,7 +304,7 @@ assert abs(predicted_fraction - measured_fraction) <= 0.15, (predicted_fraction,
 # `output_format` (`"triplet"`: one row per negative, columns `anchor, positive, negative`; `"n-tuple"`: one row per
 # pair with `negative_1 ... negative_n`, rows without enough survivors dropped), `use_faiss` and `verbose`.
 #
-# **Exercise 6.3 · hard negatives with `mine_hard_negatives`** · difficulty 3/5 · about 20 minutes
+# **Exercise 6.3 · Hard negatives with `mine_hard_negatives`** · difficulty 3/5 · about 20 minutes
 #
 # `mine_negatives(model, pairs, corpus, num_negatives, relative_margin)`: `pairs` is a `datasets.Dataset` with
 # columns `anchor` and `positive` (texts), `corpus` a list of texts. Return the `Dataset` that
@@ -409,7 +403,7 @@ plt.show()
 pd.DataFrame({"negative's cosine": [f"{x:.3f}" for x in loss_at], "loss (nats)": [round(v, 3) for v in loss_at.values()]})
 
 # %% [markdown]
-# **Exercise 6.4 · the fine-tuning call** · difficulty 4/5 · about 30 minutes
+# **Exercise 6.4 · The fine-tuning call** · difficulty 4/5 · about 30 minutes
 #
 # Write the training call yourself, as you would at work: `train_contrastive(model, triplets, output_dir,
 # batch_size, max_steps, learning_rate, seed=0)` trains `model` in place on `triplets` (a `datasets.Dataset` with
@@ -572,7 +566,7 @@ plt.show()
 # `"{name}_cosine_recall@10"`, `"{name}_cosine_mrr@10"` and so on (`evaluator.primary_metric` names the main one).
 # It is also what you pass to the trainer as `evaluator=` to evaluate during training.
 #
-# **Exercise 6.5 · evaluate with `InformationRetrievalEvaluator`** · difficulty 3/5 · about 20 minutes
+# **Exercise 6.5 · Evaluate with `InformationRetrievalEvaluator`** · difficulty 3/5 · about 20 minutes
 #
 # `ir_ndcg10(model, ds, query_ids)`: `ds` is a BEIR split (`ds.queries`, `ds.corpus` with `{"title", "text"}`
 # documents, `ds.qrels`). Build the three dicts for the queries in `query_ids` (documents as
@@ -658,7 +652,7 @@ results
 # %% [markdown]
 # A mean hides how it was made. Compare query by query.
 #
-# **Exercise 6.6 · wins and losses** · difficulty 2/5 · about 10 minutes
+# **Exercise 6.6 · Wins and losses** · difficulty 2/5 · about 10 minutes
 #
 # `wins_losses(before, after)`: for two dicts `query id -> score` over the same queries, return a dict with
 # `"mean_delta"` (mean of after - before, rounded to 4 decimals), `"wins"` (after > before), `"losses"`

@@ -227,7 +227,7 @@ pd.DataFrame(rows[-4:]).round(4)
 # one of the two: there is no reason to deploy it. The ones left form the **Pareto frontier**, the menu you choose
 # from.
 #
-# **Exercise 7.1 · the Pareto front** · difficulty 2/5 · about 15 minutes
+# **Exercise 7.1 · The Pareto front** · difficulty 2/5 · about 15 minutes
 #
 # `pareto_front(rows, cost="bytes/doc", gain="nDCG@10")`: the indices of the rows (dicts as in the tables above)
 # that no other row dominates, ordered by increasing cost (ties: higher gain first, then lower index). Two identical
@@ -311,7 +311,7 @@ pd.DataFrame({"frontier on all test queries": pd.Series([rows[i]["name"] for i i
 # A deployment fixes the memory: $N$ documents in $M$ bytes of RAM, of which you keep a share $r$ (say 25%) for the
 # rest of the service, leaves $M (1 - r) / N$ bytes per document. `frontier.budget_per_document` does the sum.
 #
-# **Exercise 7.2 · pick the best configuration under a budget** · difficulty 2/5 · about 10 minutes
+# **Exercise 7.2 · Pick the best configuration under a budget** · difficulty 2/5 · about 10 minutes
 #
 # `pick_config(rows, budget, max_ms=None)`: the index of the row with the highest `"nDCG@10"` among those with
 # `"bytes/doc" <= budget` (and `"ms/query" <= max_ms` when it is given). Break ties by fewer bytes, then less time,
@@ -521,7 +521,7 @@ if predicted_funnel_bytes is None:
 assert abs(predicted_funnel_bytes - measured_funnel_bytes) <= 4, (predicted_funnel_bytes, measured_funnel_bytes)
 
 # %% [markdown]
-# **Exercise 7.3 · build a retrieval system that meets the budget** · difficulty 5/5 · about 60 minutes
+# **Exercise 7.3 · Build a retrieval system that meets the budget** · difficulty 5/5 · about 60 minutes
 #
 # Write `build_system(corpus_emb, budget_bytes=BUDGET_BYTES)` for float32 document embeddings (N, 384) of unit norm
 # from the Matryoshka model. It returns an object with:

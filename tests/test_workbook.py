@@ -215,3 +215,24 @@ def test_make_workbook_runs_the_notebooks_and_writes_the_report(tmp_path):
     assert "[1/1] 01_tiny: ok in" in res.stdout and "workbook: 1/1 notebooks ran" in res.stdout
     assert "| 01_tiny | answer | 42 |" in (tmp_path / "out" / "REPORT.md").read_text()
     assert (tmp_path / "out" / "01_tiny.ipynb").is_file()
+
+
+def test_quiet_keeps_stdout_stderr_warnings_and_transformers_logging_in(capfd):
+    import sys
+    import warnings
+
+    import transformers
+
+    from course_lib.tools.output import quiet
+
+    before = transformers.logging.get_verbosity()
+    with quiet() as q:
+        print("out")
+        print("err", file=sys.stderr)
+        warnings.warn("a warning")
+        transformers.logging.get_logger("transformers").warning("a log line")
+        assert transformers.logging.get_verbosity() == transformers.logging.ERROR
+    assert q.text == "out\nerr\n"
+    assert transformers.logging.get_verbosity() == before
+    captured = capfd.readouterr()
+    assert captured.out == "" and "a warning" not in captured.err and "a log line" not in captured.err
