@@ -174,7 +174,7 @@ def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batc
             per_device_train_batch_size=batch_size, learning_rate=learning_rate,
             warmup_steps=0.1,  # a float: the warm-up share of all steps
             batch_sampler=BatchSamplers.NO_DUPLICATES, report_to="none", save_strategy="no",
-            logging_steps=max(1, min(5, max_steps)) if max_steps > 0 else 5, seed=seed,
+            logging_steps=1 if 0 < max_steps <= 20 else 5, seed=seed,
             dataloader_pin_memory=torch.cuda.is_available(),  # pinning needs an accelerator; on CPU it only warns
             disable_tqdm=not show_progress)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)

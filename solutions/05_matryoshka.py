@@ -359,7 +359,7 @@ del _model, _w, _tr
 # The rest of the notebook trains with `matryoshka.train_mrl`, which is the call you just wrote plus input checks.
 # Nothing is hidden: here are its source and that of `training.fit`, the one trainer call every course training goes
 # through (notebooks 04 and 06 use it too). `fit` adds a 10% linear warm-up of the learning rate (it rises from 0
-# over the first tenth of the steps) and logs the loss every 5 steps.
+# over the first tenth of the steps) and logs the loss every 5 steps (every step in a run of 20 steps or fewer).
 
 # %%
 print(inspect.getsource(matryoshka.train_mrl))
@@ -372,8 +372,8 @@ print(inspect.getsource(training.fit))
 # GPU (the `cfg.full` recipe). `matryoshka.mrl_model` trains once and caches the model under `.cache/models/`.
 #
 # **The next cell is long the first time:** 9-15 minutes of training on a 2-core CPU (1-3 minutes in small mode),
-# with a progress bar; a few seconds once the model is cached. The loss is logged every 5 steps, so in small mode
-# (8 steps) the curve has a single point: the shape of a training curve needs the CPU recipe.
+# with a progress bar; a few seconds once the model is cached. In small mode (8 steps, the loss logged at each) the
+# curve is short and noisy: the shape of a training curve needs the CPU recipe.
 #
 # The same training runs from a terminal, on one CPU or data-parallel on several GPUs:
 #
