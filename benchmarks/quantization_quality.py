@@ -2,7 +2,7 @@
 
     python benchmarks/quantization_quality.py [--small] [--out build/quantization_quality.json]
 
-Prints markdown tables (the README's) and writes them as JSON:
+Prints markdown tables (those of docs/RESULTS.md) and writes them as JSON:
 
 1. the precision table: fp32, fp16, bf16, int8/int4/2-bit (min-max and percentile calibration on the
    corpus; float query against dequantized documents, and quantized against quantized), uint8, the

@@ -29,5 +29,5 @@ def env_flag(name: str) -> bool | None:
 
 
 def small_mode() -> bool:
-    """True when ``COURSE_SMALL`` is set to a true value (see README, 'Small and full mode')."""
+    """True when ``COURSE_SMALL`` is set to a true value (see README, 'Small mode')."""
     return bool(env_flag("COURSE_SMALL"))

@@ -170,7 +170,7 @@ assert (np.abs(_mine - _x) <= (_hi - _lo) / 255 / 2 + 1e-6).all()
 # %% [markdown]
 # `course_lib.quantization` does the same with a compiled kernel (numba, parallel over rows, vectorized over
 # dimensions), near the machine's memory bandwidth and many times faster than sentence-transformers'
-# `quantize_embeddings` (`benchmarks/bench_quantization.py` measures both; the README has the figures).
+# `quantize_embeddings` (`benchmarks/bench_quantization.py` measures both; docs/RESULTS.md has the figures).
 # Its int8 codes are within one step of sentence-transformers' (round against floor; section 4b looks closer):
 
 # %%
@@ -509,8 +509,8 @@ plt.show()
 # Read the table:
 # - **fp16, bf16** (bfloat16: float32's 8 exponent bits with only 7 mantissa bits), **int8** cost nothing measurable; **int4** keeps essentially all of it at 8x compression.
 # - **2-bit** needs percentile calibration; min-max wastes its 4 levels on outliers.
-# - On the full corpus, the percentile rows chosen on train queries even score a little *above* fp32 (see the
-#   README). Clipping tames a few outlier dimensions that dominate the dot product but carry little of the
+# - On the full corpus, the percentile rows chosen on train queries even score a little *above* fp32 (see
+#   docs/RESULTS.md). Clipping tames a few outlier dimensions that dominate the dot product but carry little of the
 #   relevance signal on SciFact. Treat gains of a point or two on 300 queries as a hint, not a law.
 # - **Raw integer codes** (`codes_q @ codes_d`) ignore the per-dimension step and the offset: each dimension
 #   is weighted by $1/\mathrm{step}_j$ and shifted by its midpoint, so dimensions with narrow ranges dominate.
@@ -554,7 +554,7 @@ pd.DataFrame(study).round(4)
 #
 # **Take-aways.** Store full-precision vectors only if you must; int8 (or int4 with percentile calibration) is
 # free on this task. Calibrate once on a large sample, keep the ranges with the index, and never compare raw codes.
-# The full-corpus figures are in the README; `python benchmarks/quantization_quality.py` reproduces them.
+# The full-corpus figures are in docs/RESULTS.md; `python benchmarks/quantization_quality.py` reproduces them.
 
 # %% [markdown]
 # ## Summary

@@ -513,7 +513,7 @@ pd.DataFrame(compression.binary_scoring_variants(task))
 # ## 7. Speed and memory, and approximate binary indexes
 #
 # On the corpus at hand, every exact method is fast; the differences show at scale. Here is a live measurement on
-# this machine (`benchmarks/bench_hamming.py` runs the 1,000,000-code version; the README has its figures).
+# this machine (`benchmarks/bench_hamming.py` runs the 1,000,000-code version; docs/RESULTS.md has its figures).
 # **A long cell:** each method is run once untimed and then three times timed.
 
 # %%

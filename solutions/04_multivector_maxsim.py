@@ -368,7 +368,7 @@ pd.DataFrame(split_rows).T.round(4)
 
 # %% [markdown]
 # On the full corpus the trained model's whole lead comes from the first group; on the second it scores about the
-# same as the dense model (the README has the figures). The late-interaction model is a real retriever, but the
+# same as the dense model (docs/RESULTS.md has the figures). The late-interaction model is a real retriever, but the
 # headline gain mixes in a document prior (a learned preference for documents seen in training, whatever the
 # query). Notebook 06 builds a leakage guard for the queries; documents shared
 # between splits are the subtler leak.
@@ -514,5 +514,5 @@ summary
 # **Take-aways.** Late interaction scores token against token, so it keeps fine-grained matches that pooling blurs;
 # a projection trained for MaxSim on a few hundred in-domain pairs makes it competitive with the dense model (and
 # far ahead on test queries whose documents it saw in training: always check where a gain comes from). It pays in storage (hundreds of vectors a document), which int8 or binary tokens, ColBERTv2's residual
-# compression and a dense first stage bring back under control. The full-corpus figures are in the README;
+# compression and a dense first stage bring back under control. The full-corpus figures are in docs/RESULTS.md;
 # `python benchmarks/late_interaction_quality.py` reproduces them.

@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("grade", help="autograde a folder of submissions into build/nbgrader")
     g.add_argument("submissions", type=Path)
     g.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "grades.csv")
-    g.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    g.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell (default 300)")
     g.add_argument("--wall", type=int, default=1800, help="seconds per submission run (default 1800)")
     g.add_argument("--memory-gb", type=float, default=8.0, help="address space per process in GiB (default 8)")
     g.add_argument("--no-sandbox", action="store_true", help="grade even without bubblewrap (see docs/INSTRUCTORS.md)")

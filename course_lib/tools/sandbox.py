@@ -42,7 +42,7 @@ class Limits:
     resets: at most this many cells of one submission are reset to their blank stub and graded again.
     """
 
-    cell_timeout: int = 120
+    cell_timeout: int = 300
     wall: int = 1800
     memory_gb: float = 8.0
     resets: int = 6
