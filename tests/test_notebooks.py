@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,12 @@ def test_student_notebook_fails_only_in_exercises_with_not_implemented(stem, mon
               for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert failed, "the blank exercises should raise NotImplementedError"
     assert all(gid is not None and ename == "NotImplementedError" for gid, ename in failed), failed
+    # a blank notebook earns nothing: every autograded test cell fails (a test that passes on a blank gives points away)
+    tests = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+             and not c.metadata["nbgrader"].get("solution")]
+    passing = [c.metadata["nbgrader"]["grade_id"] for c in tests
+               if not any(o.output_type == "error" for o in c.outputs)]
+    assert tests and not passing, f"these test cells pass on the blank notebook: {passing}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +233,23 @@ def test_solution_scores_full_marks_and_blank_scores_zero(graded):
     assert all(blank[ex].detail == "no answer" or "not answered yet" in blank[ex].detail for ex in auto | manual), \
         {ex: r.detail for ex, r in blank.items()}
     assert out.read_text().splitlines()[0] == "student,assignment,exercise,points,max_points,status,detail,flags"
+
+
+@pytest.mark.notebooks
+def test_every_solution_notebook_scores_full_marks_when_graded(fresh_build, tmp_path):
+    """Each notebook's solution, graded like a submission (sandbox, hidden tests, small mode): every autograded cell
+    earns its points (no failing test, no test cell writing to stderr), the written questions wait for a person."""
+    subs = tmp_path / "subs" / "solution"
+    subs.mkdir(parents=True)
+    for stem in STEMS:
+        shutil.copyfile(fresh_build / "nbgrader" / "source" / stem / f"{stem}.ipynb", subs / f"{stem}.ipynb")
+    rows = grading.grade(tmp_path / "subs", tmp_path / "grades.csv", limits=Limits(cell_timeout=600),
+                         root=tmp_path / "course", scratch=tmp_path / "scratch", require_sandbox=False)
+    lost = {(r.assignment, r.exercise): r.detail or r.status for r in rows
+            if r.exercise != "TOTAL" and r.detail != "to be graded by hand" and r.points < r.max_points}
+    assert not lost, lost
+    assert {r.assignment for r in rows if r.exercise == "TOTAL" and r.status == "graded"} == set(STEMS)
+    assert all(any(r.assignment == stem and r.detail == "to be graded by hand" for r in rows) for stem in STEMS)
 
 
 @pytest.mark.notebooks
