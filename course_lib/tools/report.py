@@ -44,8 +44,13 @@ def _figure(name: str, value, unit: str) -> dict:
     return {"name": name, "value": number, "unit": unit}
 
 
-def _show(payload, text: str) -> None:
-    """In IPython: one output with the text and the machine-readable payload; elsewhere: print the text."""
+def _line(figure: dict) -> str:
+    return f"{figure['name']} = {format_value(figure['value'], figure['unit'])}"
+
+
+def _show(payload, text: str, printed: str | None = None) -> None:
+    """In IPython: one output with ``text`` and the machine-readable payload; elsewhere: print ``printed``
+    (default ``text``)."""
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -54,7 +59,7 @@ def _show(payload, text: str) -> None:
     if get_ipython is not None and get_ipython() is not None:
         display({FIGURE_MIME: payload, "text/plain": text}, raw=True)
     else:
-        print(text)
+        print(text if printed is None else printed)
 
 
 def record(name: str, value: float, unit: str = "") -> float:
@@ -76,7 +81,7 @@ def record(name: str, value: float, unit: str = "") -> float:
     0.64512
     """
     figure = _figure(name, value, unit)
-    _show(figure, f"{name} = {format_value(figure['value'], unit)}")
+    _show(figure, _line(figure))
     return value
 
 
@@ -108,14 +113,8 @@ def record_many(figures, what: str = "the table above") -> None:
         checked.append(_figure(*item) if len(item) == 3 else _figure(*item, ""))
     if not checked:
         raise ValueError("figures is empty: nothing to record")
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
-        _show(checked, f"{len(checked)} figures of {what} recorded for the workbook report")
-    else:
-        print("\n".join(f"{f['name']} = {format_value(f['value'], f['unit'])}" for f in checked))
+    _show(checked, f"{len(checked)} figures of {what} recorded for the workbook report",
+          printed="\n".join(_line(f) for f in checked))
 
 
 def figures_in(nb) -> list[dict]:
