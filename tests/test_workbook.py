@@ -95,6 +95,22 @@ def test_the_report_holds_every_recorded_figure_and_the_plots(ran):
 
 
 @pytest.mark.notebooks
+def test_the_report_gives_each_kernels_peak_memory(ran, tmp_path):
+    _, out = ran
+    small = json.loads((out / "report.json").read_text())["notebooks"][0]["peak_mb"]
+    assert 30 < small < 1500, small  # a kernel with matplotlib loaded
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "01_big.py").write_text("# %%\nimport time\nimport numpy as np\n\n"
+                                                "block = np.ones(600 * 2**20 // 8)  # 600 MiB, touched\ntime.sleep(1)\n")
+    res = subprocess.run([sys.executable, "-m", "course_lib.tools.workbook", "--sources", str(tmp_path / "src"),
+                          "--out", str(tmp_path / "out")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    big = json.loads((tmp_path / "out" / "report.json").read_text())["notebooks"][0]["peak_mb"]
+    assert big >= small + 550, (small, big)
+    assert "| 01_big | ok |" in (tmp_path / "out" / "REPORT.md").read_text() and " GiB |" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+@pytest.mark.notebooks
 def test_executed_copies_are_saved_even_for_the_failing_notebook(ran):
     import nbformat
 

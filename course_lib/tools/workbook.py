@@ -47,6 +47,43 @@ class NotebookResult:
     figures: list[dict] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     error: dict | None = None
+    peak_mb: float | None = None  # the kernel's peak resident memory (sampled every 0.2 s), MiB
+
+
+class _PeakMemory:
+    """Sample the resident memory of this process's children (the notebook's kernel) in a thread; keep the peak."""
+
+    def __init__(self, every_s: float = 0.2):
+        import threading
+
+        self.every_s, self.peak, self._stop = every_s, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # exited between the listing and the read
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float | None:
+        return round(self.peak / 2**20) if self.peak else None
 
 
 def _first_line(source: str) -> str:
@@ -104,15 +141,16 @@ def run_notebook(nb, stem: str, out: Path, cell_timeout: int, log=print) -> Note
                             on_cell_start=on_start, on_cell_executed=on_done)
     start = time.perf_counter()
     error = None
-    try:
-        client.execute()
-    except Exception as err:  # CellExecutionError, CellTimeoutError, DeadKernelError, ...
-        error = _error_of(nb, state["index"], err)
+    with _PeakMemory() as memory:
+        try:
+            client.execute()
+        except Exception as err:  # CellExecutionError, CellTimeoutError, DeadKernelError, ...
+            error = _error_of(nb, state["index"], err)
     seconds = time.perf_counter() - start
     nbformat.write(nb, out / f"{stem}.ipynb")
     return NotebookResult(stem=stem, status="failed" if error else "ok", seconds=round(seconds, 1),
                           cells=len(code), figures=figures_in(nb), plots=_save_plots(nb, stem, out / "figures"),
-                          error=error)
+                          error=error, peak_mb=memory.mb)
 
 
 def _cache_state() -> dict:
@@ -156,10 +194,13 @@ def write_report(results: list[NotebookResult], meta: dict, out: Path) -> Path:
         f"{cache['mb']} MB in {cache['dir']}",
         f"- total: {_minutes(total)} for {len(results)} notebooks; "
         + (f"**{len(failed)} failed**: {', '.join(r.stem for r in failed)}" if failed else "all ran without error"),
-        "", "## Notebooks", "", "| notebook | status | time | code cells | figures | plots |", "|---|---|---|---|---|---|",
+        "", "## Notebooks", "", "Peak memory: the kernel's resident memory, sampled every 0.2 s.", "",
+        "| notebook | status | time | peak memory | code cells | figures | plots |", "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r.stem} | {r.status} | {_minutes(r.seconds)} | {r.cells} | {len(r.figures)} | {len(r.plots)} |")
+        memory = f"{r.peak_mb / 1024:.1f} GiB" if r.peak_mb else "n/a"
+        lines.append(f"| {r.stem} | {r.status} | {_minutes(r.seconds)} | {memory} | {r.cells} | {len(r.figures)} | "
+                     f"{len(r.plots)} |")
     for r in failed:
         e = r.error
         lines += ["", f"**{r.stem} failed** at cell {e['cell']}"
