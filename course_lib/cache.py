@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from course_lib.paths import REPO_ROOT
+from course_lib.paths import CACHE_ROOT
 
 T = TypeVar("T")
 
@@ -50,14 +50,14 @@ CORRUPT = (CacheEntryError, ValueError, OSError, EOFError, KeyError)
 
 
 def cache_dir() -> Path:
-    """The cache folder: ``$COURSE_CACHE_DIR``, else ``<repo>/.cache``; created on first use if missing.
+    """The cache folder: ``$COURSE_CACHE_DIR``, else ``CACHE_ROOT`` (``<clone>/.cache`` in a clone); created on first use if missing.
 
     >>> os.environ["COURSE_CACHE_DIR"] = "/tmp/course-cache-doctest"
     >>> str(cache_dir())
     '/tmp/course-cache-doctest'
     >>> del os.environ["COURSE_CACHE_DIR"]
     """
-    path = Path(os.environ.get("COURSE_CACHE_DIR") or REPO_ROOT / ".cache")
+    path = Path(os.environ.get("COURSE_CACHE_DIR") or CACHE_ROOT)
     if not path.is_dir():  # never touch an existing (possibly read-only, shared) folder
         path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,12 +1,12 @@
 """The course's data sets, loaded and verified: BEIR SciFact and the STS Benchmark.
 
-Every file is checked against the sha256 manifest committed in ``data/manifest.json`` each time it
-is loaded, so a truncated or edited file is reported, never silently used.
+Every file is checked against the sha256 manifest that ships in the package (``course_lib/manifest.json``)
+each time it is loaded, so a truncated or edited file is reported, never silently used.
 
 Where the files are looked up, in order:
 
 1. ``$COURSE_DATA_DIR/<name>``
-2. ``<repo>/data/<name>``, filled by ``make data`` (``python -m course_lib.fetch``, see
+2. ``DATA_ROOT/<name>`` (``<clone>/data/<name>`` in a clone; see :mod:`course_lib.paths`), filled by ``make data`` (``python -m course_lib.fetch``, see
    :mod:`course_lib.fetch`) from a mirror folder or the upstream archive.
 
 Licenses: SciFact is CC BY-NC 2.0 (non-commercial use only); STS-B scores are CC BY-SA 4.0 and its
@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from course_lib.paths import DATA_ROOT, small_mode
+from course_lib.paths import DATA_ROOT, MANIFEST_PATH, small_mode
 
-MANIFEST_PATH = DATA_ROOT / "manifest.json"
 SMALL_CORPUS_SIZE = 1500
 SMALL_SEED = 0
 FIX_COMMAND = "make data"
@@ -52,7 +51,7 @@ def _check_path(name: str, path) -> None:
 
 
 def load_manifest() -> dict:
-    """Return the parsed ``data/manifest.json``."""
+    """Return the parsed sha256 manifest of the data sets (``course_lib/manifest.json``)."""
     with open(MANIFEST_PATH, encoding="utf-8") as fh:
         manifest = json.load(fh)
     return {k: v for k, v in manifest.items() if not k.startswith("_")}
@@ -109,7 +108,7 @@ def verify(name: str, root: Path) -> None:
 
 
 def locate(name: str) -> Path:
-    """Return the verified folder of data set ``name`` (``$COURSE_DATA_DIR/<name>``, then ``data/<name>``)."""
+    """Return the verified folder of data set ``name`` (``$COURSE_DATA_DIR/<name>``, then ``DATA_ROOT/<name>``)."""
     _spec(name)
     candidates = []
     env = os.environ.get("COURSE_DATA_DIR")
@@ -204,7 +203,7 @@ def load_beir(name: str = "scifact", split: BeirSplit = "test", small: bool | No
     Parameters
     ----------
     name : str
-        Data set name in ``data/manifest.json`` (``"scifact"``).
+        Data set name in the manifest (``"scifact"``).
     split : {"train", "test"}
         Which qrels (and so which queries) to load.
     small : bool or None

@@ -1,4 +1,4 @@
-"""Fetch the course's data sets into ``data/<name>``, verified against ``data/manifest.json``.
+"""Fetch the course's data sets into ``DATA_ROOT/<name>``, verified against the manifest in the package.
 
     python -m course_lib.fetch [NAME ...] [--mirror ../shared/data] [--url URL] [--dest FOLDER]
     python -m course_lib.fetch --verify [NAME ...]     # check what the course would load
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="data sets (default: all in the manifest)")
     parser.add_argument("--mirror", default=None, help="folder holding <name>/ copies (e.g. ../shared/data)")
     parser.add_argument("--url", default=None, help="override the archive URL (one data set only)")
-    parser.add_argument("--dest", default=None, type=Path, help="folder to fill (default: the course's data/)")
+    parser.add_argument("--dest", default=None, type=Path, help="folder to fill (default: the course's data/ in a clone, see course_lib.paths)")
     parser.add_argument("--verify", action="store_true", help="only verify the data sets the course would load")
     if argv is not None and (isinstance(argv, str) or not all(isinstance(a, str) for a in argv)):
         raise TypeError(f"argv must be a list of str arguments or None, got {argv!r}")

@@ -46,6 +46,19 @@
 # | retention | nDCG@10 of a compressed method / nDCG@10 of float32 on the same queries |
 
 # %%
+# extra code: sets the course up when this notebook runs on Google Colab
+# (clone, install, data: 3-5 minutes the first time); it does nothing elsewhere. Small mode there unless COURSE_SMALL=0.
+import os, subprocess, sys
+if "google.colab" in sys.modules or os.environ.get("COURSE_BOOTSTRAP") == "1":
+    HOME = os.environ.get("COURSE_HOME", "/content/embeddings-course")
+    URL = os.environ.get("COURSE_REPO_URL", "https://github.com/embeddings-course/embeddings-course")
+    if not os.path.isdir(HOME):
+        subprocess.run(["git", "clone", "--depth=1", URL, HOME], check=True)
+    subprocess.run([sys.executable, HOME + "/course_lib/tools/bootstrap.py", "colab", "--home", HOME,
+                    "--loaded", ",".join(sorted(sys.modules))], check=True)
+    sys.path.insert(0, HOME); os.chdir(HOME + "/notebooks"); os.environ.setdefault("COURSE_SMALL", "1")
+
+# %%
 import course_lib
 
 cfg = course_lib.setup(seed=0)

@@ -1290,6 +1290,10 @@ def _env(value):
 
 err("paths.env_flag", "maybe", lambda: _env("maybe"), "COURSE_BAD_INPUT_FLAG")
 ok("paths.env_flag", "on", lambda: _env(" On "), eq(True))
+err("paths.in_clone", "root None", lambda: paths.in_clone(None), "root")
+err("paths.in_clone", "root empty", lambda: paths.in_clone(""), "root")
+ok("paths.in_clone", "a folder that is not the course", lambda: paths.in_clone(Path("/")), eq(False))
+ok("paths.in_clone", "this clone", lambda: paths.in_clone(paths.REPO_ROOT), eq(True))
 ok("paths.small_mode", "a bool", lambda: isinstance(paths.small_mode(), bool), eq(True))
 for arg, value in (("mirror", 3), ("url", 3), ("dest_root", 3)):
     err("fetch.fetch", arg, lambda a=arg, v=value: fetch.fetch("scifact", **{a: v}), arg)

@@ -27,7 +27,7 @@ def test_the_copy_leaves_out_solutions_tests_and_rubrics_and_keeps_the_rest(copy
     for gone in ("solutions", "tests", ".ci", "CONTRIBUTING.md", "docs/INSTRUCTORS.md"):
         assert not (dest / gone).exists(), gone
     for kept in ("Makefile", "pyproject.toml", "README.md", "LICENSE", "course_lib/tools/grading.py",
-                 "data/manifest.json", "nbgrader_config.py", "notebooks/01_embedding_taxonomy.ipynb"):
+                 "course_lib/manifest.json", "nbgrader_config.py", "notebooks/01_embedding_taxonomy.ipynb"):
         assert (dest / kept).is_file(), kept
     assert sorted(p.name for p in (dest / "notebooks").glob("*.ipynb")) == \
         sorted(p.name for p in (REPO_ROOT / "notebooks").glob("*.ipynb"))
