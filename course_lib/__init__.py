@@ -16,8 +16,9 @@ The layers, each importing only from the layers above it::
     kernels              search (exact top-k), binary (Hamming, rescoring), quantization, maxsim, sparse (BM25),
            |             hybrid, metrics
            |
-    studies, training    compression, matryoshka (notebook 05), finetune (06), colbert (04), frontier (07), eval,
-                         training (the one trainer call and leakage guard they all use), train (command line)
+    studies, training    compression, matryoshka (notebook 05), adaptor (PCA, Matryoshka-Adaptor), finetune (06),
+                         colbert (04), frontier (07), eval, training (the one trainer call and leakage guard they
+                         all use), train (command line)
     ---------------------------------------------------------------------------------------------------------------
     tools                course_lib.tools: notebook build, nbgrader grading, the workbook runner, the figure report.
                          It imports the teaching modules above; they never import it.

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import course_lib
-from course_lib import (binary, cache, colbert, compression, config, data, embed, eval as ceval, fetch, finetune,
+from course_lib import (adaptor, binary, cache, colbert, compression, config, data, embed, eval as ceval, fetch, finetune,
                         frontier, hybrid, matryoshka, maxsim, metrics, models, paths, quantization as Q, search,
                         sparse, train, training, validation as V)
 
@@ -793,6 +793,90 @@ err("sparse.bm25_term_weight", "negative tf", lambda kw=kw: sparse.bm25_term_wei
 ok("sparse.bm25_term_weight", "hand-computed", lambda kw=kw: sparse.bm25_term_weight(**kw),
    close(math.log1p((1000 - 10 + 0.5) / 10.5) * 2 / (2 + 0.9 * (1 - 0.4 + 0.4 * 100 / 120))))
 ok("sparse.bm25_term_weight", "k1 = 0 and tf = 0", lambda kw=kw: sparse.bm25_term_weight(**_with(kw, tf=0), k1=0.0), eq(0.0))
+
+# ---------------------------------------------------------------------------------------------
+# adaptor (PCA and the Matryoshka-Adaptor)
+# ---------------------------------------------------------------------------------------------
+
+PCA8 = adaptor.pca_fit(CE)
+sweep_arrays("adaptor.pca_fit", adaptor.pca_fit, dict(corpus_emb=CE), {"corpus_emb": (None, False)})
+err("adaptor.pca_fit", "one row", lambda: adaptor.pca_fit(CE[:1]), "corpus_emb")
+ok("adaptor.pca_fit", "orthonormal axes", lambda: adaptor.pca_fit(CE).components.T @ adaptor.pca_fit(CE).components,
+   close(np.eye(8), atol=1e-5))
+sweep_arrays("adaptor.pca_reduce", adaptor.pca_reduce, dict(emb=QE, pca=PCA8, dim=4), {"emb": ("pca", False)})
+sweep_int("adaptor.pca_reduce", adaptor.pca_reduce, dict(emb=QE, pca=PCA8, dim=4), "dim", high=8)
+err("adaptor.pca_reduce", "pca not a Pca", lambda: adaptor.pca_reduce(QE, {"mean": 0}, 4), "pca")
+ok("adaptor.pca_reduce", "unit rows", lambda: np.linalg.norm(adaptor.pca_reduce(QE, PCA8, 4), axis=1),
+   close(np.ones(3), rtol=1e-5))
+ok("adaptor.Pca", "a record pca_fit builds", lambda: isinstance(PCA8, adaptor.Pca), eq(True))
+
+
+def _t(x):
+    import torch
+    return torch.from_numpy(np.asarray(x))
+
+
+def _tensor_cases(target, fn, kw, names):
+    for name in names:
+        for label, value in (("numpy array", np.asarray(kw[name])), ("None", None), ("1-D", kw[name][0]),
+                             ("int tensor", kw[name].long()), ("nan", _t(np.where(np.eye(*kw[name].shape) > 0, np.nan,
+                                                                                   kw[name].numpy())).float())):
+            err(target, f"{name} {label}", lambda v=value, n=name: fn(**_with(kw, **{n: v})), name)
+
+
+LOSS_KW = dict(full=_t(CE), adapted=_t(CE * 0.5 + 0.1))
+_tensor_cases("adaptor.pairwise_similarity_loss", adaptor.pairwise_similarity_loss, LOSS_KW, ["full", "adapted"])
+_tensor_cases("adaptor.reconstruction_loss", adaptor.reconstruction_loss, LOSS_KW, ["full", "adapted"])
+for target, fn in (("adaptor.pairwise_similarity_loss", adaptor.pairwise_similarity_loss),
+                   ("adaptor.reconstruction_loss", adaptor.reconstruction_loss)):
+    err(target, "shapes differ", lambda fn=fn: fn(_t(CE), _t(CE[:, :4])), "adapted")
+for label, dims in (("empty", ()), ("zero", (0,)), ("above D", (9,)), ("float", (2.0,)), ("bare int", 4)):
+    err("adaptor.pairwise_similarity_loss", f"dims {label}",
+        lambda d=dims: adaptor.pairwise_similarity_loss(_t(CE), _t(CE), d), "dims")
+ok("adaptor.pairwise_similarity_loss", "identical inputs", lambda: float(adaptor.pairwise_similarity_loss(_t(CE), _t(CE), (8,))),
+   close(0.0, atol=1e-6))
+ok("adaptor.reconstruction_loss", "zero for identical", lambda: float(adaptor.reconstruction_loss(_t(CE), _t(CE))), eq(0.0))
+NN = _t(np.array([[1], [0], [3], [2], [5], [4]], np.int64))
+TOPK_KW = dict(full=_t(CE), adapted=_t(CE * 0.5 + 0.1), neighbors=NN)
+_tensor_cases("adaptor.topk_similarity_loss", adaptor.topk_similarity_loss, TOPK_KW, ["full", "adapted"])
+for label, value in (("numpy", NN.numpy()), ("float", NN.float()), ("wrong rows", NN[:3]), ("out of range", NN + 6),
+                     ("negative", NN - 7), ("1-D", NN[:, 0]), ("no columns", NN[:, :0])):
+    err("adaptor.topk_similarity_loss", f"neighbors {label}",
+        lambda v=value: adaptor.topk_similarity_loss(_t(CE), _t(CE), v), "neighbors")
+ok("adaptor.topk_similarity_loss", "identical inputs",
+   lambda: float(adaptor.topk_similarity_loss(_t(CE), _t(CE), NN, (8,))), close(0.0, atol=1e-6))
+sweep_arrays("adaptor.nearest_neighbors", adaptor.nearest_neighbors, dict(corpus_emb=CE, k=2), {"corpus_emb": (None, False)})
+sweep_int("adaptor.nearest_neighbors", adaptor.nearest_neighbors, dict(corpus_emb=CE, k=2), "k", high=5)
+ok("adaptor.nearest_neighbors", "never itself", lambda: bool((adaptor.nearest_neighbors(CE, 5) != np.arange(6)[:, None]).all()),
+   eq(True))
+ADAPTOR8 = {"mean": np.zeros(8, np.float32), "rotation": np.eye(8, dtype=np.float32), "w1": np.ones((8, 3), np.float32), "b1": np.zeros(3, np.float32), "w2": np.zeros((3, 8), np.float32),
+            "b2": np.zeros(8, np.float32)}
+sweep_arrays("adaptor.adapt", adaptor.adapt, dict(emb=QE, adaptor=ADAPTOR8, dim=4), {"emb": ("adaptor", False)})
+sweep_int("adaptor.adapt", adaptor.adapt, dict(emb=QE, adaptor=ADAPTOR8, dim=4), "dim", high=8, none_ok=True)
+err("adaptor.adapt", "adaptor not a dict", lambda: adaptor.adapt(QE, [1, 2]), "adaptor")
+err("adaptor.adapt", "adaptor without w2", lambda: adaptor.adapt(QE, {"w1": ADAPTOR8["w1"]}), "adaptor")
+ok("adaptor.adapt", "untrained is the identity", lambda: adaptor.adapt(QE, ADAPTOR8),
+   close(QE / np.linalg.norm(QE, axis=1, keepdims=True), rtol=1e-5, atol=1e-6))
+TRAIN_KW = dict(corpus_emb=CE, dims=(4, 2), k=2, steps=2, batch_size=4, hidden=4, show_progress=False)
+sweep_arrays("adaptor.train_adaptor", adaptor.train_adaptor, TRAIN_KW, {"corpus_emb": (None, False)})
+for name, high in (("k", 5), ("steps", None), ("hidden", None), ("seed", None)):
+    sweep_int("adaptor.train_adaptor", adaptor.train_adaptor, TRAIN_KW, name, high=high, skip=("zero",) if name == "seed" else ())
+sweep_int("adaptor.train_adaptor", adaptor.train_adaptor, TRAIN_KW, "batch_size", skip=("zero",))
+err("adaptor.train_adaptor", "batch_size 1", lambda: adaptor.train_adaptor(**_with(TRAIN_KW, batch_size=1)), "batch_size")
+sweep_number("adaptor.train_adaptor", adaptor.train_adaptor, TRAIN_KW, "lr", below=0.0)
+sweep_bool("adaptor.train_adaptor", adaptor.train_adaptor, TRAIN_KW, "show_progress")
+for label, value in (("two numbers", (1.0, 1.0)), ("negative", (1.0, -1.0, 0.1)), ("nan", (1.0, float("nan"), 0.1)),
+                     ("None", None)):
+    err("adaptor.train_adaptor", f"weights {label}", lambda v=value: adaptor.train_adaptor(**_with(TRAIN_KW, weights=v)),
+        "weights")
+for label, value in (("one array", CE), ("mismatched rows", (QE, CE)), ("other dims", (CE[:, :4], CE[:, :4])),
+                     ("one pair", (CE[:1], CE[:1]))):
+    err("adaptor.train_adaptor", f"pairs {label}", lambda v=value: adaptor.train_adaptor(**_with(TRAIN_KW, pairs=v)),
+        "pairs")
+for label, value in (("unknown", "random"), ("None", None), ("upper case", "PCA")):
+    err("adaptor.train_adaptor", f"init {label}", lambda v=value: adaptor.train_adaptor(**_with(TRAIN_KW, init=v)), "init")
+ok("adaptor.train_adaptor", "two steps, supervised", lambda: adaptor.train_adaptor(**_with(TRAIN_KW, pairs=(CE, CE)))["supervised"],
+   eq(True))
 
 # ---------------------------------------------------------------------------------------------
 # matryoshka
