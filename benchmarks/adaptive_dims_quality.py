@@ -1,7 +1,7 @@
 """Adaptive dimensions with a frozen backbone on SciFact test (full corpus): truncation, PCA and the
 Matryoshka-Adaptor (unsupervised and supervised), optionally against notebook 05's MRL model.
 
-    python benchmarks/adaptive_dims_quality.py [--small] [--steps 300] [--mrl] [--out build/adaptive_dims.json]
+    python benchmarks/adaptive_dims_quality.py [--small] [--steps 600] [--mrl] [--out build/adaptive_dims.json]
 
 Everything is fitted on the *corpus* embeddings of all-MiniLM-L6-v2 (no queries, no labels), except the
 supervised adaptor, which adds SciFact train pairs through the leakage guard. Prints (markdown) and writes as
@@ -59,6 +59,9 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.plot(*zip(*pts), "o-", label=method)
     ax.set(xscale="log", xlabel="bytes per document (fp32, log scale)", ylabel="nDCG@10, 300 test queries",
            title="SciFact: adaptive dimensions with a frozen MiniLM")
+    ticks = sorted({r["bytes/doc"] for r in rows})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -68,7 +71,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--mrl", action="store_true", help="add notebook 05's MRL model (trained if not cached)")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "adaptive_dims.json")
     args = parser.parse_args()
