@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from course_lib import validation as V
-from course_lib.matryoshka import truncate
+from course_lib.matryoshka import _check_dims, truncate
 
 ADAPTOR_DIMS = (256, 128, 64, 32)
 
@@ -128,13 +128,6 @@ def _check_pair(full, adapted):
         raise ValueError(f"adapted must have the shape of full {tuple(full.shape)}, got {tuple(adapted.shape)}")
 
 
-def _loss_dims(dims, d: int) -> tuple[int, ...]:
-    dims = tuple(V.check_sequence("dims", dims, "ints"))
-    if not dims:
-        raise ValueError("dims must hold at least one dim")
-    return tuple(V.check_int("dims entry", x, low=1, high=d, what="the embedding size") for x in dims)
-
-
 def _cos(a, b):
     import torch
 
@@ -151,7 +144,7 @@ def pairwise_similarity_loss(full, adapted, dims: Sequence[int] = ADAPTOR_DIMS):
     0.0
     """
     _check_pair(full, adapted)
-    dims = _loss_dims(dims, full.shape[1])
+    dims = _check_dims(dims, full.shape[1])
     target = _cos(full, full)  # (B, B)
     return sum((target - _cos(adapted[:, :m], adapted[:, :m])).abs().mean() for m in dims)
 
@@ -176,7 +169,7 @@ def topk_similarity_loss(full, adapted, neighbors, dims: Sequence[int] = ADAPTOR
     if neighbors.numel() and (int(neighbors.min()) < 0 or int(neighbors.max()) >= full.shape[0]):
         raise ValueError(f"neighbors must hold row indices in [0, {full.shape[0]}), got values in "
                          f"[{int(neighbors.min())}, {int(neighbors.max())}]")
-    dims = _loss_dims(dims, full.shape[1])
+    dims = _check_dims(dims, full.shape[1])
     nf = torch.nn.functional.normalize(full, dim=-1)
     target = (nf[:, None, :] * nf[neighbors]).sum(-1)  # (N, k)
     total = 0
@@ -292,7 +285,7 @@ def train_adaptor(corpus_emb: np.ndarray, *, dims: Sequence[int] = ADAPTOR_DIMS,
     if x.shape[0] < 2:
         raise ValueError(f"corpus_emb must have at least 2 rows, got {x.shape[0]}")
     d = x.shape[1]
-    dims = _loss_dims(dims, d)
+    dims = _check_dims(dims, d)
     k = V.check_int("k", k, low=1, high=x.shape[0] - 1, what="the number of other rows")
     V.check_int("steps", steps, low=1)
     V.check_int("batch_size", batch_size, low=2)

@@ -38,8 +38,9 @@ def _user_dir(xdg_var: str, default: str) -> Path:
     return Path(base) / APP_NAME
 
 
-DATA_ROOT = REPO_ROOT / "data" if in_clone() else _user_dir("XDG_DATA_HOME", ".local/share") / "data"
-CACHE_ROOT = REPO_ROOT / ".cache" if in_clone() else _user_dir("XDG_CACHE_HOME", ".cache")
+_CLONE = in_clone()
+DATA_ROOT = REPO_ROOT / "data" if _CLONE else _user_dir("XDG_DATA_HOME", ".local/share") / "data"
+CACHE_ROOT = REPO_ROOT / ".cache" if _CLONE else _user_dir("XDG_CACHE_HOME", ".cache")
 
 
 def env_flag(name: str) -> bool | None:

@@ -58,7 +58,7 @@ def test_the_colab_cell_does_nothing_outside_colab():
 def test_binder_colab_and_makefile_pin_the_same_torch():
     make = re.search(r"^TORCH\s*:=\s*(\S+)", (REPO_ROOT / "Makefile").read_text(), re.M).group(1)
     binder = (REPO_ROOT / "binder" / "requirements.txt").read_text()
-    assert make == bootstrap.TORCH
+    assert make == bootstrap.dependencies(REPO_ROOT)[0]
     assert re.search(rf"^{re.escape(make)}\+cpu$", binder, re.M), "binder/requirements.txt must pin the CPU build"
     assert re.search(r"^-e \.$", binder, re.M)
     for script in ("postBuild", "start"):
@@ -184,7 +184,7 @@ def test_colab_cell_sets_up_a_fresh_environment_and_notebook_01_runs_in_small_mo
     venv, env = fresh_env(tmp_path)
     python = venv / "bin" / "python"
     # Colab's Python comes with a torch of its own: install one first, as the runtime would have it
-    sh([python, "-m", "pip", "install", "--quiet", f"{bootstrap.TORCH}+cpu"], env=env)
+    sh([python, "-m", "pip", "install", "--quiet", f"{bootstrap.dependencies(REPO_ROOT)[0]}+cpu"], env=env)
     home = tmp_path / "content" / "embeddings-course"
     env.update(COURSE_BOOTSTRAP="1", COURSE_REPO_URL=f"file://{origin}", COURSE_HOME=str(home))
     cell = first_code_cell(nbformat.read(origin / "notebooks" / f"{STEM}.ipynb", as_version=4))

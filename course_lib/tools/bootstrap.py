@@ -34,10 +34,7 @@ HERE = Path(__file__).resolve()
 DEFAULT_HOME = HERE.parents[2]  # the clone this file belongs to
 COLAB_HOME = "/content/embeddings-course"
 KERNEL = "embeddings-course"
-TORCH = "torch==2.13.0"  # the Makefile's pin (tests/test_hosted.py checks that they agree)
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-# The notebooks' sources: the Colab cell is written into each, between these two markers' lines.
-CELL_FIRST_LINE = "# extra code: sets the course up when this notebook runs on Google Colab"
 URL_PATTERN = re.compile(r'^Repository\s*=\s*"([^"]+)"', re.M)
 
 
@@ -51,7 +48,7 @@ def repo_url(home=DEFAULT_HOME):
 
 def colab_cell(url):
     """The text of the first code cell of every notebook (jupytext percent source, without the ``# %%`` line)."""
-    return f'''{CELL_FIRST_LINE}
+    return f'''# extra code: sets the course up when this notebook runs on Google Colab
 # (clone, install, data: 3-5 minutes the first time); it does nothing elsewhere. Small mode there unless COURSE_SMALL=0.
 import os, subprocess, sys
 if "google.colab" in sys.modules or os.environ.get("COURSE_BOOTSTRAP") == "1":
@@ -81,19 +78,22 @@ def torch_version():
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def install_torch():
-    """The pinned torch, as the Makefile installs it: the CPU build on Linux, tried from the known indexes first."""
-    wheel = TORCH + "+cpu" if platform.system() == "Linux" else TORCH
+def install_torch(pin):
+    """The pinned torch (``pin``, e.g. ``torch==2.13.0``), as the Makefile installs it: the CPU build on Linux,
+    tried from the known indexes first."""
+    wheel = pin + "+cpu" if platform.system() == "Linux" else pin
     if pip(wheel).returncode != 0 and pip(wheel, "--extra-index-url", TORCH_CPU_INDEX).returncode != 0:
         raise SystemExit(f"error: could not install {wheel}; see the README, 'Troubleshooting'")
 
 
-def dependencies(home):
-    """The course's pinned dependencies from ``pyproject.toml`` (``[project] dependencies``)."""
+def dependencies(home=DEFAULT_HOME):
+    """The course's pinned dependencies from ``pyproject.toml``, as ``(torch pin, the others)``."""
     import tomllib
 
     with open(Path(home) / "pyproject.toml", "rb") as fh:
-        return list(tomllib.load(fh)["project"]["dependencies"])
+        deps = list(tomllib.load(fh)["project"]["dependencies"])
+    torch = [d for d in deps if re.match(r"torch\b", d)]
+    return torch[0], [d for d in deps if d not in torch]
 
 
 def installed_versions(names):
@@ -136,12 +136,12 @@ def colab(home, loaded):
     update_clone(home)
     top_level = sorted({m.split(".")[0] for m in loaded if m})
     before = installed_versions(top_level)
+    torch_pin, deps = dependencies(home)
     have = torch_version()
     if have:
-        print(f"torch {have} is installed; keeping it (the course pins {TORCH}, the build it was measured with)")
+        print(f"torch {have} is installed; keeping it (the course pins {torch_pin}, the build it was measured with)")
     else:
-        install_torch()
-    deps = [d for d in dependencies(home) if not re.match(r"torch\b", d)]
+        install_torch(torch_pin)
     if pip("--no-deps", "-e", home).returncode != 0 or pip(*deps).returncode != 0:
         raise SystemExit("error: installing the course failed (pip's message above says why)")
     fetch_data(home)
@@ -194,6 +194,17 @@ def set_url(new, home=DEFAULT_HOME):
     return 0
 
 
+def _python_check():
+    """``course_lib/tools/python_check.py`` (the Makefile's check of the Python version), loaded by its path: this
+    file runs as a script, before the course is installed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("python_check", HERE.with_name("python_check.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,8 +217,9 @@ def main(argv=None):
     p = sub.add_parser("set-url", help="point the Colab cell and the links at another repository URL")
     p.add_argument("url")
     args = parser.parse_args(argv)
-    if sys.version_info[:2] not in ((3, 11), (3, 12), (3, 13)):
-        raise SystemExit(f"error: Python {platform.python_version()} is not supported; the course runs on 3.11-3.13")
+    refusal = _python_check().problem()
+    if refusal:
+        raise SystemExit(refusal)
     if args.command == "colab":
         return colab(args.home, args.loaded.split(","))
     if args.command == "binder":
