@@ -344,3 +344,54 @@ def train_adaptor(corpus_emb: np.ndarray, *, dims: Sequence[int] = ADAPTOR_DIMS,
     return {**out, "losses": losses, "seconds": round(time.perf_counter() - start, 2), "dims": list(dims), "k": k,
             "steps": steps, "hidden": hidden, "lr": lr, "weights": [alpha, beta, gamma], "init": init,
             "supervised": pairs is not None}
+
+
+def arrays_fingerprint(arrays: Sequence[np.ndarray]) -> list[str]:
+    """A short sha256 of each array's float32 bytes and shape: the cache key part of trained-on embeddings.
+
+    >>> arrays_fingerprint([np.zeros((2, 3))]) == arrays_fingerprint([np.zeros((2, 3), np.float32)])
+    True
+    """
+    import hashlib
+
+    out = []
+    for i, a in enumerate(arrays):
+        x = np.ascontiguousarray(V.check_matrix(f"arrays[{i}]", a), np.float32)
+        out.append(hashlib.sha256(repr(x.shape).encode() + x.tobytes()).hexdigest()[:16])
+    return out
+
+
+def adaptor_model(corpus_emb: np.ndarray, *, pairs: tuple | None = None, steps: int = 300, seed: int = 0,
+                  retrain: bool = False, show_progress: bool = True) -> dict:
+    """:func:`train_adaptor` with its defaults, cached: saved under ``<cache>/models/adaptor-<key>`` (the key hashes
+    the embeddings, the pairs, ``steps`` and ``seed``) and loaded from there afterwards. Returns the adaptor dict
+    with ``"cached"``."""
+    from course_lib.cache import cache_dir, cache_key, load_json, load_or_compute, save_json
+
+    x = V.check_matrix("corpus_emb", corpus_emb)
+    V.check_bool("retrain", retrain)
+    V.check_int("steps", steps, low=1)
+    V.check_int("seed", seed, low=0)
+    V.check_bool("show_progress", show_progress)
+    if pairs is not None and (not isinstance(pairs, (tuple, list)) or len(pairs) != 2):
+        raise TypeError("pairs must be (query_emb, doc_emb), two arrays of aligned rows")
+    key = cache_key([arrays_fingerprint([x, *(pairs or ())]), {"steps": steps, "seed": seed}], length=16)
+    path = cache_dir() / "models" / f"adaptor-{key}"
+
+    def load():
+        info = load_json(path / "course_training.json")
+        with np.load(path / "params.npz") as z:
+            return {**info, **{k: z[k] for k in PARAMS}}
+
+    def compute():
+        return train_adaptor(x, pairs=pairs, steps=steps, seed=seed, show_progress=show_progress)
+
+    def save(value, staged):
+        staged[0].mkdir()
+        arrays = {k: value[k] for k in PARAMS}
+        np.savez(staged[0] / "params.npz", **arrays)
+        save_json(staged[0] / "course_training.json", {k: v for k, v in value.items() if k not in arrays})
+
+    value, cached = load_or_compute([path], load=load, compute=compute, save=save, refresh=retrain,
+                                    what="Matryoshka-Adaptor")
+    return {**value, "cached": cached}

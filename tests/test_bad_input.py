@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import course_lib
-from course_lib import (adaptor, binary, cache, colbert, compression, config, data, embed, eval as ceval, fetch, finetune,
+from course_lib import (adaptor, binary, cache, colbert, compression, config, csr, data, embed, eval as ceval, fetch, finetune,
                         frontier, hybrid, matryoshka, maxsim, metrics, models, paths, quantization as Q, search,
                         sparse, train, training, validation as V)
 
@@ -877,6 +877,81 @@ for label, value in (("unknown", "random"), ("None", None), ("upper case", "PCA"
     err("adaptor.train_adaptor", f"init {label}", lambda v=value: adaptor.train_adaptor(**_with(TRAIN_KW, init=v)), "init")
 ok("adaptor.train_adaptor", "two steps, supervised", lambda: adaptor.train_adaptor(**_with(TRAIN_KW, pairs=(CE, CE)))["supervised"],
    eq(True))
+sweep_arrays("adaptor.arrays_fingerprint", lambda arrays: adaptor.arrays_fingerprint([arrays]), dict(arrays=CE),
+             {"arrays": (None, False)})
+ok("adaptor.arrays_fingerprint", "shape counts", lambda: len(set(adaptor.arrays_fingerprint([CE, CE.reshape(4, 12)]))),
+   eq(2))
+MODEL_KW = dict(corpus_emb=CE, steps=2, show_progress=False)
+sweep_arrays("adaptor.adaptor_model", adaptor.adaptor_model, MODEL_KW, {"corpus_emb": (None, False)})
+sweep_int("adaptor.adaptor_model", adaptor.adaptor_model, MODEL_KW, "steps")
+sweep_int("adaptor.adaptor_model", adaptor.adaptor_model, MODEL_KW, "seed", skip=("zero",))
+sweep_bool("adaptor.adaptor_model", adaptor.adaptor_model, MODEL_KW, "retrain")
+err("adaptor.adaptor_model", "pairs one array", lambda: adaptor.adaptor_model(**_with(MODEL_KW, pairs=CE)), "pairs")
+
+# ---------------------------------------------------------------------------------------------
+# csr (sparse codes over frozen embeddings)
+# ---------------------------------------------------------------------------------------------
+
+SETUP_KW = dict(input_dim=8, hidden_dim=16, k=2)
+for name, high in (("input_dim", None), ("hidden_dim", None), ("k", 16)):
+    sweep_int("csr.csr_setup", csr.csr_setup, SETUP_KW, name, high=high)
+err("csr.csr_setup", "hidden_dim below 4k", lambda: csr.csr_setup(8, 16, 5), "hidden_dim")
+sweep_int("csr.csr_setup", csr.csr_setup, SETUP_KW, "k_aux", high=16, none_ok=True, skip=("zero",))
+sweep_number("csr.csr_setup", csr.csr_setup, SETUP_KW, "beta", below=-0.1)
+sweep_number("csr.csr_setup", csr.csr_setup, SETUP_KW, "gamma", below=-0.1)
+HEAD8, LOSS8 = csr.csr_setup(8, 16, 2, seed=0)
+SAE8 = HEAD8[0]
+ok("csr.csr_setup", "k_aux defaults to the width", lambda: SAE8.k_aux, eq(16))
+TRAIN_CSR_KW = dict(loss=LOSS8, corpus_emb=CE, steps=2, batch_size=4, show_progress=False)
+sweep_arrays("csr.train_csr", csr.train_csr, TRAIN_CSR_KW, {"corpus_emb": (None, False)})
+err("csr.train_csr", "loss not a CSRLoss", lambda: csr.train_csr(**_with(TRAIN_CSR_KW, loss="csr")), "loss")
+err("csr.train_csr", "corpus of other dims", lambda: csr.train_csr(**_with(TRAIN_CSR_KW, corpus_emb=CE[:, :4])),
+    "corpus_emb")
+for name in ("steps", "pair_batch"):
+    sweep_int("csr.train_csr", csr.train_csr, TRAIN_CSR_KW, name)
+sweep_int("csr.train_csr", csr.train_csr, TRAIN_CSR_KW, "batch_size", skip=("zero",))
+sweep_number("csr.train_csr", csr.train_csr, TRAIN_CSR_KW, "lr", below=0.0)
+sweep_bool("csr.train_csr", csr.train_csr, TRAIN_CSR_KW, "show_progress")
+for label, value in (("one array", CE), ("mismatched rows", (QE, CE)), ("other dims", (CE[:, :4], CE[:, :4]))):
+    err("csr.train_csr", f"pairs {label}", lambda v=value: csr.train_csr(**_with(TRAIN_CSR_KW, pairs=v)), "pairs")
+ok("csr.train_csr", "two steps", lambda: len(csr.train_csr(**TRAIN_CSR_KW)["losses"]), eq(2))
+CODES_KW = dict(emb=CE, sae=SAE8)
+sweep_arrays("csr.encode_codes", csr.encode_codes, CODES_KW, {"emb": ("sae", False)})
+sweep_int("csr.encode_codes", csr.encode_codes, CODES_KW, "k", high=16, none_ok=True)
+err("csr.encode_codes", "sae not a module", lambda: csr.encode_codes(CE, "sae"), "sae")
+ok("csr.encode_codes", "k active per row", lambda: csr.active_dims(csr.encode_codes(CE, SAE8, k=3)) <= 3, eq(np.ones(6, bool)))
+err("csr.csr_encoder", "sae not a module", lambda: csr.csr_encoder(LOSS8), "sae")
+CODES8 = csr.encode_codes(CE, SAE8)
+for label, value in (("dense array", CODES8.toarray()), ("None", None), ("list", [[1.0]])):
+    err("csr.build_index", f"codes {label}", lambda v=value: csr.build_index(v), "codes")
+err("csr.build_index", "inf value", lambda: csr.build_index(__import__("scipy.sparse").sparse.csr_matrix(
+    np.array([[np.inf, 0.0]]))), "codes")
+ok("csr.build_index", "the transpose", lambda: csr.build_index(CODES8).toarray(), close(CODES8.toarray().T))
+INDEX8 = csr.build_index(CODES8)
+SEARCH_KW = dict(index=INDEX8, query_codes=CODES8[:2], k=2)
+err("csr.search", "index dense", lambda: csr.search(**_with(SEARCH_KW, index=INDEX8.toarray())), "index")
+err("csr.search", "query_codes dense", lambda: csr.search(**_with(SEARCH_KW, query_codes=CODES8.toarray())), "query_codes")
+err("csr.search", "query_codes other width", lambda: csr.search(**_with(SEARCH_KW, query_codes=CODES8[:, :8])),
+    "query_codes")
+sweep_int("csr.search", csr.search, SEARCH_KW, "k", high=6)
+ok("csr.search", "itself first", lambda: csr.search(INDEX8, CODES8[:2], 1)[1][:, 0],
+   eq(np.array([0, 1])))
+sweep_int("csr.code_bytes", csr.code_bytes, dict(k=2, hidden_dim=16), "k", high=16)
+sweep_int("csr.code_bytes", csr.code_bytes, dict(k=2, hidden_dim=16), "hidden_dim")
+ok("csr.code_bytes", "k=32 of 1536", lambda: csr.code_bytes(32, 1536), eq(192))
+HEAD_KW = dict(corpus_emb=CE, k=2, hidden_dim=16, steps=2, show_progress=False)
+sweep_arrays("csr.csr_head", csr.csr_head, HEAD_KW, {"corpus_emb": (None, False)})
+for name, high in (("k", 16), ("hidden_dim", None), ("steps", None)):
+    sweep_int("csr.csr_head", csr.csr_head, HEAD_KW, name, high=high)
+sweep_number("csr.csr_head", csr.csr_head, HEAD_KW, "gamma", below=-0.1)
+sweep_bool("csr.csr_head", csr.csr_head, HEAD_KW, "retrain")
+err("csr.csr_head", "pairs one array", lambda: csr.csr_head(**_with(HEAD_KW, pairs=CE)), "pairs")
+err("csr.frozen_recipe", "not a config", lambda: csr.frozen_recipe({"small": True}), "cfg")
+for label, value in (("1-D", CE[0]), ("None", None), ("nan", np.full((2, 2), np.nan))):
+    err("csr.active_dims", f"codes {label}", lambda v=value: csr.active_dims(v), "codes")
+ok("csr.active_dims", "explicit zeros not counted",
+   lambda: csr.active_dims(__import__("scipy.sparse").sparse.csr_matrix(
+       (np.array([0.0, 1.0]), np.array([0, 1]), np.array([0, 2])), shape=(1, 3))), eq(np.array([1])))
 
 # ---------------------------------------------------------------------------------------------
 # matryoshka
