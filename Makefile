@@ -116,7 +116,7 @@ check: setup
 	$(BIN)/python -m course_lib.tools.grading check "$(NB)"
 
 # Every solution notebook, headless and in order: executed copies, plots and build/REPORT.md under build/.
-# Full mode unless COURSE_SMALL=1; WORKBOOK_ARGS='--only 05 07' runs some. Exits non-zero if a notebook fails.
+# Full mode unless COURSE_SMALL=1; WORKBOOK_ARGS='--only 05 08' runs some. Exits non-zero if a notebook fails.
 workbook: instructor-only setup
 	$(BIN)/python -m course_lib.tools.workbook $(WORKBOOK_ARGS)
 

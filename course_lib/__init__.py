@@ -16,8 +16,8 @@ The layers, each importing only from the layers above it::
     kernels              search (exact top-k), binary (Hamming, rescoring), quantization, maxsim, sparse (BM25),
            |             hybrid, metrics
            |
-    studies, training    compression, matryoshka (notebook 05), adaptor (PCA, Matryoshka-Adaptor), finetune (06),
-                         colbert (04), frontier (07), eval, training (the one trainer call and leakage guard they
+    studies, training    compression, matryoshka (notebook 05), adaptor and csr (07), finetune (06),
+                         colbert (04), frontier (08), eval, training (the one trainer call and leakage guard they
                          all use), train (command line)
     ---------------------------------------------------------------------------------------------------------------
     tools                course_lib.tools: notebook build, nbgrader grading, the workbook runner, the figure report.

@@ -735,6 +735,9 @@ else:
 #   best document token (**MaxSim**); notebook 04;
 # - **learned sparse** (SPLADE, the sparse head of BGE-M3): a transformer that outputs a weight per vocabulary
 #   word piece, including related words absent from the text (**expansion**), searched like BM25;
+# - **learned sparse codes over a dense embedding** (CSR, "Beyond Matryoshka"): a sparse autoencoder maps the
+#   frozen 384-dim embedding to a wide code (1,536 dims) with only $k$ non-zero, **active**, dimensions; its
+#   dimensions are learned directions, not words, and it is searched through an inverted index too; notebook 07;
 # - an **index** is the data structure searched (faiss is Meta's library of vector indexes): a **flat** index
 #   compares the query with every vector; **HNSW**
 #   (hierarchical navigable small-world graph) is an approximate graph index; an **inverted index** keeps a
@@ -777,6 +780,9 @@ rows = [
     ("learned sparse (SPLADE, BGE-M3 sparse)", distinct_pieces.mean() * 8,
      "estimate: distinct word pieces x 8 B", "inverted index", "yes, plus expansion terms",
      "yes: a sparse encoder (masked-language-model head)", "lexical engine with learned term weights"),
+    ("learned sparse code (CSR, 32 of 1,536 dims)", 32 * (4 + 2), "computed: 32 x (4 B value + 2 B index)",
+     "inverted index over code dimensions", "no (learned directions)",
+     "yes: a sparse autoencoder on frozen embeddings (07)", "few bytes per document where an inverted index serves"),
 ]
 taxonomy = pd.DataFrame(rows, columns=["representation", "bytes / document", "how the bytes were obtained",
                                        "index", "exact-term match", "training needed", "typical use"])
@@ -789,7 +795,8 @@ old_names = {"dense float32": "dense fp32", "dense float16": "dense fp16", "dens
              "multi-vector, MiniLM token vectors": "multi-vector fp32 (tokens x 384)",
              "multi-vector, ColBERT-style (128-d fp16)": "multi-vector fp16 (tokens x 128, ColBERT-style)",
              "sparse lexical BM25": "sparse BM25 (non-zeros x 8 B)",
-             "learned sparse (SPLADE, BGE-M3 sparse)": "learned sparse (estimate)"}
+             "learned sparse (SPLADE, BGE-M3 sparse)": "learned sparse (estimate)",
+             "learned sparse code (CSR, 32 of 1,536 dims)": "learned sparse code, CSR k=32"}
 for name, nbytes in raw_bytes.items():
     record(f"bytes per document, {old_names[name]}", float(nbytes), "bytes")
 print(f"mean {n_tokens.mean():.0f} word pieces, {distinct_pieces.mean():.0f} distinct word pieces and "
@@ -797,7 +804,8 @@ print(f"mean {n_tokens.mean():.0f} word pieces, {distinct_pieces.mean():.0f} dis
 taxonomy
 
 # %% [markdown]
-# The learned-sparse row is an estimate, not a measurement: no sparse encoder ships with the course. A trained
+# The SPLADE row is an estimate, not a measurement: no SPLADE model ships with the course (notebook 07 trains the
+# CSR codes of the row below it, whose size is fixed by $k$ and measured there). A trained
 # SPLADE model weights the document's own word pieces, adds expansion terms and drops unimportant ones (its
 # training loss includes a FLOPS regularizer, a penalty on the number of non-zeros), so its size lands in the same range. The same bytes as a picture,
 # on a log scale:

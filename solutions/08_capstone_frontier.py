@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · Capstone: build a retrieval system under a budget
+# # 08 · Capstone: build a retrieval system under a budget
 #
 # **You will learn to**
 # - put every representation of the course on one scale: bytes per document, nDCG@10 and search time per query,
@@ -23,14 +23,14 @@
 # - load your own documents (`course_lib.data.load_folder`), evaluate without relevance judgements (known-item
 #   queries), and know how far to trust that evaluation (Kendall's $\tau$ against the real judgements).
 #
-# **Prerequisites:** notebooks 01-06. This notebook trains nothing itself: it loads the models that notebooks 04
-# (ColBERT projection), 05 (Matryoshka) and 06 (fine-tuning, mined negatives) trained and cached, and their cached
-# embeddings. Run alone on a fresh machine, it trains them first with the same library recipes (about an hour on a
+# **Prerequisites:** notebooks 01-07. This notebook trains nothing itself: it loads the models that notebooks 04
+# (ColBERT projection), 05 (Matryoshka), 06 (fine-tuning, mined negatives) and 07 (adaptor, CSR) trained and
+# cached, and their cached embeddings. Run alone on a fresh machine, it trains them first with the same library recipes (about an hour on a
 # 2-core CPU; a few minutes with `COURSE_SMALL=1`).
 #
 # **Expected time on a laptop CPU:** about 2 hours of work (three exercises, the project among them at about an hour,
 # one prediction, two written answers). Running it with `COURSE_SMALL=1` (the 1,500-document sub-corpus) takes
-# about 2 minutes on a 2-core CPU after notebooks 01-06, most of it one MaxSim pass over the corpus's token vectors;
+# about 2 minutes on a 2-core CPU after notebooks 01-07, most of it one MaxSim pass over the corpus's token vectors;
 # the first run also encodes the 500 abstracts of section 5 with three models (3-6 minutes more on a busy CPU).
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al.
@@ -69,7 +69,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from scipy.stats import kendalltau
 
-from course_lib import binary, colbert, finetune, frontier, hybrid, matryoshka, maxsim, quantization, search, sparse
+from course_lib import (adaptor, binary, colbert, csr, finetune, frontier, hybrid, matryoshka, maxsim, quantization,
+                        search, sparse)
 from course_lib.compression import Retrieval
 from course_lib.data import document_text, known_item_queries, load_beir, load_folder
 from course_lib.eval import unseen_document_qrels
@@ -114,7 +115,7 @@ print(f"{len(doc_ids):,} documents, {len(query_ids)} test queries, {len(unseen)}
 #   value); a BM25 posting list costs 8 bytes per distinct term (an int32 term id and a float32 weight). Two-stage
 #   configurations count both stores (the second may live on disk: say so when you choose).
 # - **nDCG@10** on SciFact test, and on the queries none of whose relevant documents was a training positive (the
-#   trained models of notebooks 04-06 saw those documents; this column keeps them honest).
+#   trained models of notebooks 04-07 saw those documents; this column keeps them honest).
 # - **milliseconds per query** for the search alone, every test query in one batch, best of three runs, on this
 #   machine's CPU; encoding the query is left out (the same model call for every dense row).
 #
@@ -195,6 +196,30 @@ rows.append(measure("MRL 64 bits -> top 100 -> int8 384", "Matryoshka", 8 + c.sh
 pd.DataFrame(rows[-8:]).round(4)
 
 # %% [markdown]
+# Notebook 07 made the *frozen* base model smaller without retraining it: PCA and the unsupervised
+# Matryoshka-Adaptor give dense prefixes, CSR gives sparse codes with 32 active dimensions out of 1,536 (6 bytes
+# each: a float32 value and a 2-byte index), searched through an inverted index. They are loaded from notebook 07's
+# cache; run alone on a fresh machine, this cell trains them first (**about 5 minutes on a 2-core CPU**; under a
+# minute in small mode).
+
+# %%
+bq, bc = tasks["base"].query_emb, tasks["base"].corpus_emb
+frozen_steps = csr.frozen_recipe(cfg)
+pca = adaptor.pca_fit(bc)
+unsup_adaptor = adaptor.adaptor_model(bc, steps=frozen_steps["adaptor_steps"])
+for dim in (64, 32):
+    for name, reduce in [("PCA", lambda x: adaptor.pca_reduce(x, pca, dim)),
+                         ("adaptor", lambda x: adaptor.adapt(x, unsup_adaptor, dim))]:
+        index, q_dim = faiss_flat("fp32", reduce(bc)), reduce(bq)
+        rows.append(measure(f"base + {name} {dim} dims fp32", "frozen: PCA, adaptor", 4 * dim,
+                            lambda: index.search(q_dim, K)))
+sae, _ = csr.csr_head(bc, k=32, steps=frozen_steps["csr_steps"])
+csr_index, q_codes = csr.build_index(csr.encode_codes(bc, sae)), csr.encode_codes(bq, sae)
+rows.append(measure("base + CSR, 32 active dims", "frozen: CSR sparse code", csr.code_bytes(32, sae.hidden_dim),
+                    lambda: csr.search(csr_index, q_codes, K)))
+pd.DataFrame(rows[-5:]).round(4)
+
+# %% [markdown]
 # Multi-vector (notebook 04), sparse (notebook 01) and hybrid complete the picture. The ColBERT-style model stores
 # one 128-dim fp16 vector per token; BM25 stores postings; the hybrid stores both a dense vector and postings and
 # fuses the two top-100 lists with reciprocal rank fusion.
@@ -208,7 +233,6 @@ cb_q, cb_d = colbert.project(q_tok, q_mask, proj["weight"]), colbert.project(doc
 token_bytes = float(doc_mask.sum(axis=1).mean() * cb_d.shape[2] * 2)  # real tokens x 128 dims x 2 bytes
 rows.append(measure("ColBERT-style MaxSim, fp16 tokens", "multi-vector", token_bytes,
                     lambda: maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=K)))
-bq, bc = tasks["base"].query_emb, tasks["base"].corpus_emb
 dense_index = faiss_flat("fp32", bc)
 rows.append(measure("dense top 100 -> MaxSim rerank", "multi-vector", 4 * bc.shape[1] + token_bytes,
                     lambda: maxsim.rank_maxsim(cb_q, q_mask, cb_d, doc_mask, k=K,
@@ -242,7 +266,7 @@ pd.DataFrame(rows[-4:]).round(4)
 # one of the two: there is no reason to deploy it. The ones left form the **Pareto frontier**, the menu you choose
 # from.
 #
-# **Exercise 7.1 · The Pareto front** · difficulty 2/5 · about 15 minutes
+# **Exercise 8.1 · The Pareto front** · difficulty 2/5 · about 15 minutes
 #
 # `pareto_front(rows, cost="bytes/doc", gain="nDCG@10")`: the indices of the rows (dicts as in the tables above)
 # that no other row dominates, ordered by increasing cost (ties: higher gain first, then lower index). Two identical
@@ -327,7 +351,7 @@ pd.DataFrame({"frontier on all test queries": pd.Series([rows[i]["name"] for i i
 # A deployment fixes the memory: $N$ documents in $M$ bytes of RAM, of which you keep a share $r$ (say 25%) for the
 # rest of the service, leaves $M (1 - r) / N$ bytes per document. `frontier.budget_per_document` does the sum.
 #
-# **Exercise 7.2 · Pick the best configuration under a budget** · difficulty 2/5 · about 10 minutes
+# **Exercise 8.2 · Pick the best configuration under a budget** · difficulty 2/5 · about 10 minutes
 #
 # `pick_config(rows, budget, max_ms=None)`: the index of the row with the highest `"nDCG@10"` among those with
 # `"bytes/doc" <= budget` (and `"ms/query" <= max_ms` when it is given). Break ties by fewer bytes, then less time,
@@ -573,7 +597,7 @@ record_many([(f"funnel design {r['name']}: nDCG@10", r["nDCG@10"]) for r in desi
 designs.round(4)
 
 # %% [markdown]
-# **Exercise 7.3 · Build a retrieval system that meets the budget** · difficulty 5/5 · about 60 minutes
+# **Exercise 8.3 · Build a retrieval system that meets the budget** · difficulty 5/5 · about 60 minutes
 #
 # Write `build_system(corpus_emb, budget_bytes=BUDGET_BYTES)` for float32 document embeddings (N, 384) of unit norm
 # from the Matryoshka model. It returns an object with:
@@ -583,7 +607,7 @@ designs.round(4)
 #   int64 (Q, k) row indices of `corpus_emb`, with `1 <= k <= N` (raise `ValueError` otherwise).
 #
 # The object must not keep `corpus_emb` (or a view of it): only what your design stores. Check `budget_bytes` as in
-# Exercise 7.2 (`TypeError` for a non-number, `ValueError` for a non-positive one), and make the design fit
+# Exercise 8.2 (`TypeError` for a non-number, `ValueError` for a non-positive one), and make the design fit
 # whatever budget is given, at least from 100 bytes per document up. Use what the course taught: faiss
 # (`IndexBinaryFlat`, `IndexScalarQuantizer`), `sentence_transformers.util.quantize_embeddings`, Matryoshka
 # truncation (`matryoshka.truncate` re-normalizes), shortlists and rescoring (`binary.rescore` with
@@ -708,7 +732,7 @@ my_ndcg = system_ndcg(my_system, mrl_q)
 assert my_ndcg >= quality_bar, f"nDCG@10 {my_ndcg:.4f} is below the bar {quality_bar:.4f}"
 
 # %% [markdown]
-# **Your system on the frontier.** The cell measures your system (once you have solved Exercise 7.3) like every
+# **Your system on the frontier.** The cell measures your system (once you have solved Exercise 8.3) like every
 # configuration of section 1, adds it to the rows and redraws the plots with your system ringed in red. Keep its
 # numbers (and the design table's) for your justification.
 
@@ -717,7 +741,7 @@ try:
     _system = build_system(mrl_c, BUDGET_BYTES)
 except NotImplementedError:
     _system = None
-    print("Exercise 7.3 is not solved yet: nothing to measure.")
+    print("Exercise 8.3 is not solved yet: nothing to measure.")
 if _system is not None:
     mine_row = frontier.measure("your system", "your system", stored_bytes(_system) / len(mrl_c),
                                 lambda: _system.search(mrl_q, K), query_ids, doc_ids, test.qrels, subsets)

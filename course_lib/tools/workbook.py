@@ -2,7 +2,7 @@
 
     python -m course_lib.tools.workbook                 # what `make workbook` runs: full mode
     COURSE_SMALL=1 python -m course_lib.tools.workbook  # small mode (a quick run)
-    python -m course_lib.tools.workbook --only 05 07    # some notebooks
+    python -m course_lib.tools.workbook --only 05 08    # some notebooks
 
 Each notebook is built from ``solutions/NN_topic.py`` (solutions and hidden tests included) and executed
 with the ``embeddings-course`` kernel. Written under ``build/workbook/`` (``--out``):
