@@ -235,8 +235,8 @@ _f = torch.randn(30, 16, generator=_g, dtype=torch.float64)
 _a = (_f + 0.5 * torch.randn(30, 16, generator=_g, dtype=torch.float64)).requires_grad_(True)
 _n = torch.from_numpy(adaptor.nearest_neighbors(_f.numpy(), 4))
 for _dims in ([16], [8, 4], [16, 8, 2, 1]):
-    _got = topk_loss(_f, _a, _n, _dims)
-    assert abs(float(_got) - float(adaptor.topk_similarity_loss(_f, _a, _n, _dims))) < 1e-8, _dims
+    _got = topk_loss(_f, _a, _n, _dims)  # float() of a tensor that needs grad warns on stderr: detach first
+    assert abs(float(_got.detach()) - float(adaptor.topk_similarity_loss(_f, _a, _n, _dims).detach())) < 1e-8, _dims
 _got.backward()
 assert _a.grad is not None and float(_a.grad.abs().sum()) > 0, "no gradient reaches the adapted embeddings"
 _copy = _f.clone()
