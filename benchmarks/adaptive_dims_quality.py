@@ -90,7 +90,9 @@ def main() -> None:
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--csr-steps", type=int, default=1000)
-    parser.add_argument("--csr-gamma", type=float, default=0.1, help="weight of CSRLoss's contrastive term, supervised")
+    parser.add_argument("--csr-gamma", type=float, default=0.1,
+                        help="weight of CSRLoss's contrastive term in the supervised rows (0: the pairs' texts are "
+                             "reconstructed, their labels unused)")
     parser.add_argument("--no-mrl", action="store_true", help="leave out notebook 05's MRL model (trained if not cached)")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "adaptive_dims.json")
     args = parser.parse_args()
@@ -127,8 +129,9 @@ def main() -> None:
     for d in DIMS:
         add("adaptor, supervised", d, A.adapt(q, sup, d), A.adapt(c, sup, d))
     for gamma, label in ((0.0, "CSR, unsupervised"), (args.csr_gamma, "CSR, supervised")):
-        for k in CSR_K if gamma == 0 else (32, 64):
-            sae, info = S.csr_head(c, pairs=None if gamma == 0 else (q_train[p[:, 0]], c[p[:, 1]]), k=k,
+        unsupervised = label == "CSR, unsupervised"
+        for k in CSR_K if unsupervised else (32, 64):
+            sae, info = S.csr_head(c, pairs=None if unsupervised else (q_train[p[:, 0]], c[p[:, 1]]), k=k,
                                    gamma=gamma, steps=args.csr_steps, show_progress=False)
             fit[f"{label}, k={k}"] = info["seconds"]
             rows.append({"method": label, "dims": k, "bytes/doc": S.code_bytes(k, sae.hidden_dim),
