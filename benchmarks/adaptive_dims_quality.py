@@ -74,7 +74,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for method in dict.fromkeys(r["method"] for r in rows):
         pts = sorted((r["bytes/doc"], r["nDCG@10 (all)"]) for r in rows if r["method"] == method)
         ax.plot(*zip(*pts), "o-", label=method)
-    ax.set(xscale="log", xlabel="bytes per document (fp32 values; CSR adds a 2-byte index per value; log scale)", ylabel="nDCG@10, 300 test queries",
+    ax.set(xscale="log", xlabel="bytes per document (fp32 values; CSR adds a 2-byte index per value; log scale)",
+           ylabel="nDCG@10, 300 test queries",
            title="SciFact: adaptive dimensions with a frozen MiniLM")
     ticks = sorted({r["bytes/doc"] for r in rows})
     ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -93,7 +94,7 @@ def main() -> None:
     parser.add_argument("--csr-gamma", type=float, default=0.1,
                         help="weight of CSRLoss's contrastive term in the supervised rows (0: the pairs' texts are "
                              "reconstructed, their labels unused)")
-    parser.add_argument("--no-mrl", action="store_true", help="leave out notebook 05's MRL model (trained if not cached)")
+    parser.add_argument("--no-mrl", action="store_true", help="leave out notebook 05's MRL model (else loaded, or trained if not cached)")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "adaptive_dims.json")
     args = parser.parse_args()
     start = time.perf_counter()
