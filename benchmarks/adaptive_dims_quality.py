@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--csr-gamma", type=float, default=0.1,
                         help="weight of CSRLoss's contrastive term in the supervised rows (0: the pairs' texts are "
                              "reconstructed, their labels unused)")
-    parser.add_argument("--no-mrl", action="store_true", help="leave out notebook 05's MRL model (else loaded, or trained if not cached)")
+    parser.add_argument("--no-mrl", action="store_true",
+                        help="leave out notebook 05's MRL model (else loaded, or trained if not cached)")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "adaptive_dims.json")
     args = parser.parse_args()
     start = time.perf_counter()
