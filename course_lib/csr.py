@@ -285,8 +285,11 @@ def frozen_recipe(cfg) -> dict:
     (:func:`course_lib.adaptor.adaptor_model`) and the CSR heads' (:func:`csr_head`).
 
     >>> from types import SimpleNamespace as NS
-    >>> [frozen_recipe(NS(small=s, full=f, seed=0)) for s, f in ((True, False), (False, False), (False, True))]
-    [{'adaptor_steps': 100, 'csr_steps': 300}, {'adaptor_steps': 300, 'csr_steps': 1000}, {'adaptor_steps': 600, 'csr_steps': 3000}]
+    >>> for small, full in ((True, False), (False, False), (False, True)):
+    ...     print(frozen_recipe(NS(small=small, full=full, seed=0)))
+    {'adaptor_steps': 100, 'csr_steps': 300}
+    {'adaptor_steps': 300, 'csr_steps': 1000}
+    {'adaptor_steps': 600, 'csr_steps': 3000}
     """
     V.check_config("cfg", cfg)
     if cfg.small:
