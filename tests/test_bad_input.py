@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import course_lib
-from course_lib import (adaptor, binary, cache, colbert, compression, config, csr, data, embed, eval as ceval, fetch, finetune,
+from course_lib import (adaptor, backends, binary, cache, colbert, compression, config, csr, data, embed, eval as ceval, fetch, finetune,
                         frontier, hybrid, matryoshka, maxsim, metrics, models, paths, quantization as Q, search,
                         sparse, train, training, validation as V)
 
@@ -952,6 +952,85 @@ for label, value in (("1-D", CE[0]), ("None", None), ("nan", np.full((2, 2), np.
 ok("csr.active_dims", "explicit zeros not counted",
    lambda: csr.active_dims(__import__("scipy.sparse").sparse.csr_matrix(
        (np.array([0.0, 1.0]), np.array([0, 1]), np.array([0, 2])), shape=(1, 3))), eq(np.array([1])))
+
+# ---------------------------------------------------------------------------------------------
+# backends
+# ---------------------------------------------------------------------------------------------
+
+_MINILM = []
+
+
+def _minilm():
+    """The packaged model, loaded by the first case that needs it (about a second)."""
+    if not _MINILM:
+        _MINILM.append(models.load_model(device="cpu"))
+    return _MINILM[0]
+
+
+for label, value in (("unknown", "tensorrt"), ("None", None), ("upper case", "ONNX"), ("int", 1)):
+    err("backends.check_backend", f"backend {label}", lambda v=value: backends.check_backend(v), "backend")
+ok("backends.check_backend", "onnx-int8", lambda: backends.check_backend("onnx-int8"), eq("onnx-int8"))
+for label, value in (("a name", "all-MiniLM-L6-v2"), ("None", None), ("a list", [1, 2])):
+    for fn_name in ("check_pipeline", "export_onnx", "quantize_int8"):
+        err(f"backends.{fn_name}", f"model {label}", lambda f=getattr(backends, fn_name), v=value: f(v), "model")
+    err("backends.cpu_encoder", f"model {label}", lambda v=value: backends.cpu_encoder(v, "onnx"), "model")
+    err("backends.CpuEncoder", f"model {label}", lambda v=value: backends.CpuEncoder(v, "torch"), "model")
+err("backends.check_pipeline", "CLS pooling", lambda: backends.check_pipeline(__import__(
+    "sentence_transformers").SentenceTransformer(modules=[_minilm()[0], __import__(
+        "sentence_transformers.sentence_transformer.modules", fromlist=["Pooling"]).Pooling(384, pooling_mode="cls")],
+    device="cpu")), "pooling")
+err("backends.check_pipeline", "no Pooling", lambda: backends.check_pipeline(__import__(
+    "sentence_transformers").SentenceTransformer(modules=[_minilm()[0]], device="cpu")), "Pooling")
+err("backends.cpu_encoder", "backend unknown", lambda: backends.cpu_encoder(_minilm(), "tensorrt"), "backend")
+err("backends.CpuEncoder", "backend None", lambda: backends.CpuEncoder(_minilm(), None), "backend")
+ENCODE_KW = dict(texts=["Aspirin lowers fever.", "Zinc"], batch_size=1)
+sweep_texts("backends.CpuEncoder.encode", lambda **kw: backends.cpu_encoder(_minilm(), "torch").encode(**kw),
+            ENCODE_KW, "texts")
+sweep_int("backends.CpuEncoder.encode", lambda **kw: backends.cpu_encoder(_minilm(), "torch").encode(**kw),
+          ENCODE_KW, "batch_size")
+ok("backends.CpuEncoder.encode", "sentence-transformers' embeddings",
+   lambda: backends.cpu_encoder(_minilm(), "torch").encode(ENCODE_KW["texts"]),
+   lambda got: np.testing.assert_allclose(got, _minilm().encode(ENCODE_KW["texts"], normalize_embeddings=True),
+                                          atol=1e-6))
+THROUGHPUT_KW = dict(texts=["Aspirin lowers fever."], batch_size=1, repeats=1)
+for label, value in (("a backend name", "onnx"), ("None", None), ("the model", "model")):
+    err("backends.throughput", f"encoder {label}",
+        lambda v=value: backends.throughput(_minilm() if v == "model" else v, ["a"]), "encoder")
+sweep_texts("backends.throughput", lambda **kw: backends.throughput(backends.cpu_encoder(_minilm(), "torch"), **kw),
+            THROUGHPUT_KW, "texts")
+sweep_int("backends.throughput", lambda **kw: backends.throughput(backends.cpu_encoder(_minilm(), "torch"), **kw),
+          THROUGHPUT_KW, "repeats")
+_BTASK = compression.Retrieval(QE[:2] / np.linalg.norm(QE[:2], axis=1, keepdims=True), CE, QIDS[:2], DIDS,
+                               {"q0": {"d0": 1}})
+COMPARE_KW = dict(model=None, doc_texts=["a"], query_texts=["x", "y"], task=_BTASK, show_progress=False)
+sweep_texts("backends.compare", backends.compare, COMPARE_KW, "doc_texts")
+sweep_texts("backends.compare", backends.compare, COMPARE_KW, "query_texts")
+err("backends.compare", "one query text short", lambda: backends.compare(**_with(COMPARE_KW, query_texts=["x"])),
+    "query_texts")
+for label, value in (("a dict", {"q": "x"}), ("None", None)):
+    err("backends.compare", f"task {label}", lambda v=value: backends.compare(**_with(COMPARE_KW, task=v)), "task")
+for label, value in (("a bare name", "onnx"), ("empty", []), ("unknown", ["tensorrt"])):
+    err("backends.compare", f"backends {label}", lambda v=value: backends.compare(**_with(COMPARE_KW, backends=v)),
+        "backend")
+sweep_bool("backends.compare", backends.compare, COMPARE_KW, "show_progress")
+sweep_int("backends.compare", backends.compare, COMPARE_KW, "repeats")
+sweep_int("backends.compare", backends.compare, COMPARE_KW, "batch_size")
+err("backends.compare", "model None", lambda: backends.compare(**COMPARE_KW), "model")
+_BROWS = [{"backend": "torch", "docs/s": 10.0, "nDCG@10": 0.65}, {"backend": "onnx-int8", "docs/s": 14.0, "nDCG@10": 0.645}]
+CHOOSE_KW = dict(rows=_BROWS, max_ndcg_drop=0.01, min_speedup=1.2)
+for label, value in (("a dict", _BROWS[0]), ("empty", []), ("None", None), ("a string", "torch")):
+    err("backends.choose_backend", f"rows {label}", lambda v=value: backends.choose_backend(v), "rows")
+for label, value in (("no torch row", _BROWS[1:]), ("two torch rows", _BROWS[:1] * 2),
+                     ("a key missing", [{"backend": "torch", "docs/s": 1.0}]),
+                     ("nan speed", [{"backend": "torch", "docs/s": float("nan"), "nDCG@10": 0.5}]),
+                     ("nDCG above 1", [{"backend": "torch", "docs/s": 1.0, "nDCG@10": 65.0}])):
+    err("backends.choose_backend", f"rows {label}", lambda v=value: backends.choose_backend(v), "rows")
+sweep_number("backends.choose_backend", backends.choose_backend, CHOOSE_KW, "max_ndcg_drop", below=-0.01, above=1.5)
+sweep_number("backends.choose_backend", backends.choose_backend, CHOOSE_KW, "min_speedup", below=-1.0)
+ok("backends.choose_backend", "1.4x at 0.005 lost", lambda: backends.choose_backend(_BROWS), eq("onnx-int8"))
+ok("backends.choose_backend", "not worth it", lambda: backends.choose_backend(_BROWS, min_speedup=1.5), eq("torch"))
+ok("backends.throughput", "a positive rate",
+   lambda: backends.throughput(backends.cpu_encoder(_minilm(), "torch"), **THROUGHPUT_KW)[1] > 0, eq(True))
 
 # ---------------------------------------------------------------------------------------------
 # matryoshka
