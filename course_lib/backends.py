@@ -312,25 +312,23 @@ def compare(model, doc_texts, query_texts, task, *, backends=BACKENDS, batch_siz
         setup[name] = time.perf_counter() - start
     # the passes are interleaved (torch, onnx, ..., torch, onnx, ...): a machine whose speed drifts during the run
     # (other work, a shared virtual machine) then slows every backend alike, and the best pass of each is compared
-    best = {(name, kind): float("inf") for name in names for kind in ("docs", "queries")}
+    rate = {(name, kind): 0.0 for name in names for kind in ("docs", "queries")}
     emb = {}
     for _ in tqdm(range(repeats), desc="timed passes", disable=not show_progress):
         for name in names:
             for kind, texts in (("docs", doc_texts), ("queries", query_texts)):
-                start = time.perf_counter()
-                emb[name, kind] = encoders[name].encode(texts, batch_size=batch_size)
-                best[name, kind] = min(best[name, kind], time.perf_counter() - start)
+                emb[name, kind], r = throughput(encoders[name], texts, batch_size=batch_size, repeats=1)
+                rate[name, kind] = max(rate[name, kind], r)
     rows, reference = [], emb["torch", "docs"]
-    torch_rate = len(doc_texts) / best["torch", "docs"]
     for name in names:
         queries = emb[name, "queries"]
         V.check_same_dims("backend query embeddings", queries, "task.corpus_emb", task.corpus_emb)
         cos = (emb[name, "docs"] * reference).sum(1)
-        doc_rate = len(doc_texts) / best[name, "docs"]
+        doc_rate = rate[name, "docs"]
         rows.append({"backend": name, "model MB": round(encoders[name].model_bytes / 2**20, 1),
                      "setup s": round(setup[name], 1), "docs/s": round(doc_rate, 1),
-                     "queries/s": round(len(query_texts) / best[name, "queries"], 1),
-                     "speed-up": round(doc_rate / torch_rate, 2),
+                     "queries/s": round(rate[name, "queries"], 1),
+                     "speed-up": round(doc_rate / rate["torch", "docs"], 2),
                      "min cos": round(float(cos.min()), 4), "mean cos": round(float(cos.mean()), 4),
                      "nDCG@10": round(task.metrics(queries @ task.corpus_emb.T)["ndcg@10"], 4)})
     return rows
