@@ -152,7 +152,7 @@ def quantize_int8(model) -> Path:
     Per-channel scales keep the embeddings at cosine about 0.99 to fp32; one scale per tensor drops to about 0.93.
     """
     src = export_onnx(model)
-    dst = _folder(model) / "model_int8.onnx"
+    dst = src.with_name("model_int8.onnx")  # beside the export (in a temporary folder where the cache is read-only)
 
     def write(target: Path):
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -173,14 +173,14 @@ class CpuEncoder:
     normalize_embeddings=True)`` returns: float32 (N, D), unit rows, in the order of the texts.
 
     Build it with :func:`cpu_encoder`. Attributes: ``backend``, ``model_bytes`` (the size of the weights file the
-    backend runs: the ONNX file, or the torch parameters), ``max_seq_length``.
+    backend runs: the ONNX file, or the torch parameters). Texts are cut at the model's ``max_seq_length`` at the
+    time of each call, as ``SentenceTransformer.encode`` cuts them.
     """
 
     def __init__(self, model, backend: str):
         check_backend(backend)
         check_pipeline(model)
         self.backend, self.model = backend, model
-        self.max_seq_length = int(model.max_seq_length)
         self.normalize = len(list(model)) > 2
         if backend == "torch":
             self.model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
