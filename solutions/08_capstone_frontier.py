@@ -22,16 +22,19 @@
 #   measuring what it stores, how fast it searches and how well it ranks, and defend your design with the numbers;
 # - load your own documents (`course_lib.data.load_folder`), evaluate without relevance judgements (known-item
 #   queries), and know how far to trust that evaluation (Kendall's $\tau$ against the real judgements).
+# - measure the encoder's own cost on a CPU: the same model on torch, ONNX Runtime, its int8 quantized model and
+#   OpenVINO, side by side (speed, model size, quality), and choose the backend a deployment should run.
 #
 # **Prerequisites:** notebooks 01-07. This notebook trains nothing itself: it loads the models that notebooks 04
 # (ColBERT projection), 05 (Matryoshka), 06 (fine-tuning, mined negatives) and 07 (adaptor, CSR) trained and
 # cached, and their cached embeddings. Run alone on a fresh machine, it trains them first with the same library recipes (about an hour on a
 # 2-core CPU; a few minutes with `COURSE_SMALL=1`).
 #
-# **Expected time on a laptop CPU:** about 2 hours of work (three exercises, the project among them at about an hour,
-# one prediction, two written answers). Running it with `COURSE_SMALL=1` (the 1,500-document sub-corpus) takes
-# about 2 minutes on a 2-core CPU after notebooks 01-07, most of it one MaxSim pass over the corpus's token vectors;
-# the first run also encodes the 500 abstracts of section 5 with three models (3-6 minutes more on a busy CPU).
+# **Expected time on a laptop CPU:** about 2 hours 20 minutes of work (four exercises, the project among them at
+# about an hour, one prediction, three written answers). Running it with `COURSE_SMALL=1` (the 1,500-document
+# sub-corpus) takes about 3 minutes on a 2-core CPU after notebooks 01-07, most of it one MaxSim pass over the
+# corpus's token vectors and the backends of section 6; the first run also encodes the 500 abstracts of section 5
+# with three models (3-6 minutes more on a busy CPU).
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al.
 # (2021).
@@ -66,11 +69,12 @@ import matplotlib.pyplot as plt
 import numba
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
 from scipy.stats import kendalltau
 
-from course_lib import (adaptor, binary, colbert, csr, finetune, frontier, hybrid, matryoshka, maxsim, quantization,
-                        search, sparse)
+from course_lib import (adaptor, backends, binary, colbert, csr, finetune, frontier, hybrid, matryoshka, maxsim,
+                        quantization, search, sparse)
 from course_lib.compression import Retrieval
 from course_lib.data import document_text, known_item_queries, load_beir, load_folder
 from course_lib.eval import unseen_document_qrels
@@ -921,7 +925,172 @@ plt.show()
 # ### END SOLUTION
 
 # %% [markdown]
-# ## 6. What the table does not say
+# ## 6. The encoder's cost on a CPU: torch, ONNX, int8 weights, OpenVINO
+#
+# Every configuration so far compressed the **index**: the stored document embeddings that a query is compared
+# with. A query also has to be **encoded** before it is searched, and the whole corpus re-encoded whenever the
+# model changes. On a CPU the encoder is often the larger cost: compare the queries per second below with the
+# milliseconds per query of section 1's searches.
+#
+# The encoder's weights can run on other inference engines ("backends") with no retraining:
+#
+# - **ONNX** is a portable file format for a network's computation graph. `torch.onnx.export` traces the
+#   transformer once into an ONNX graph; **ONNX Runtime** (Microsoft) runs that graph with its own CPU kernels,
+#   several of them *fused* (one kernel computes what torch does in several steps, such as a whole attention block).
+# - **OpenVINO** (Intel) compiles the same graph for the CPU it runs on.
+# - **Dynamic int8 quantization** (`onnxruntime.quantization.quantize_dynamic`, called here with
+#   `per_channel=True`) stores each weight matrix as int8 with one scale per output channel, quantizes the
+#   activations batch by batch as they arrive (that is what "dynamic" means; *static* quantization fixes their
+#   scales beforehand on calibration data), and runs the matrix products in integer arithmetic. This is notebook
+#   02's scalar quantization applied to the *model* instead of the embeddings: the model file shrinks about 4x, the
+#   embeddings it outputs stay float32 but move slightly, and the speed-up depends on the CPU's integer
+#   instructions (AVX2 here; servers with AVX-512 VNNI or AMX gain more).
+#
+# The exported graph computes what the torch model computes, and the mean pooling over the non-padding tokens and
+# the L2 normalization are done with the same arithmetic in NumPy, so the fp32 engines (torch, ONNX, OpenVINO) give
+# the same embeddings up to float rounding: the `min cos` column shows it. sentence-transformers wraps all of this
+# as `SentenceTransformer(name, backend="onnx")`, `backend="openvino"` and
+# `sentence_transformers.backend.export_dynamic_quantized_onnx_model(model, "avx2", path)`, through Hugging Face
+# `optimum`. When this notebook was written (November 2026), `optimum`'s releases required an older transformers
+# than sentence-transformers 6 runs on, so `course_lib.backends` calls the engines that `optimum` wraps directly;
+# where your versions allow it, the `backend=` argument is the shorter way to write the same thing.
+#
+# `backends.compare` runs the backends on the same texts, one after another in this process, in batches of 32;
+# documents are cut at 256 word pieces (the model's maximum). For each backend it reports the model file's size,
+# the one-off set-up time (export, quantization, compilation; cached afterwards), documents and queries per second
+# (the best of two passes: batch throughput, not the latency of one query alone), the minimum and mean cosine
+# between its document embeddings and torch's, and nDCG@10 (notebook 01) of the test queries it encodes, searched
+# exactly in the index of section 1, which torch built with the base model. That last figure answers one
+# deployment question: can the *query* encoder be swapped without re-encoding the corpus? Re-encoding the corpus
+# with int8 too changes both sides of every score and is measured by `benchmarks/encoder_backends.py --corpus`
+# (docs/RESULTS.md).
+
+# %%
+# extra code: about 2 minutes on 2 cores in small mode, 3-4 minutes otherwise (the first run also exports the ONNX
+# graph, quantizes it and compiles it for OpenVINO; later runs read them from the cache)
+n_timed = 64 if cfg.small else 256
+timed_docs = [document_text(test.corpus[d]) for d in doc_ids[:n_timed]]
+test_query_texts = [test.queries[q] for q in query_ids]
+backend_rows = backends.compare(base, timed_docs, test_query_texts, tasks["base"])
+print(f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, {len(timed_docs)} documents timed, "
+      f"{len(test_query_texts)} queries")
+record_many([(f"backend {r['backend']}: {what}", r[key], unit) for r in backend_rows
+             for what, key, unit in (("documents per second", "docs/s", "docs/s"),
+                                     ("queries per second", "queries/s", "queries/s"),
+                                     ("nDCG@10 (torch-built index)", "nDCG@10", ""),
+                                     ("model file", "model MB", "MB"))],
+            what="the backends table")
+pd.DataFrame(backend_rows).set_index("backend")
+
+# %% [markdown]
+# The same figures as a picture: speed on the left, quality on the right, one bar per backend (torch is the first
+# row). The dashed line on the right is torch's nDCG@10 minus 0.01, the largest drop Exercise 8.4 accepts by
+# default.
+
+# %%
+# extra code: the backends table as two bar charts
+fig, (ax_speed, ax_quality) = plt.subplots(1, 2, figsize=(10, 3.4))
+names = [r["backend"] for r in backend_rows]
+ax_speed.bar(names, [r["docs/s"] for r in backend_rows], color="tab:blue", label="documents")
+for x, r in enumerate(backend_rows):
+    ax_speed.annotate(f"{r['model MB']:.0f} MB", (x, r["docs/s"]), ha="center", va="bottom", fontsize=8)
+ax_speed.set(ylabel="documents per second (up to 256 word pieces)",
+             title=f"Encoding speed, {len(timed_docs)} abstracts (label: model file)")
+ax_quality.bar(names, [r["nDCG@10"] for r in backend_rows], color="tab:green")
+ax_quality.axhline(backend_rows[0]["nDCG@10"] - 0.01, ls="--", color="gray", label="torch - 0.01")
+low = min(r["nDCG@10"] for r in backend_rows)
+ax_quality.set(ylim=(low - 0.03, backend_rows[0]["nDCG@10"] + 0.02), ylabel="nDCG@10, test queries",
+               title="Quality: queries by each backend, index by torch")
+ax_quality.legend(loc="lower right")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Exercise 8.4 · Choose the backend** · difficulty 2/5 · about 10 minutes
+#
+# `choose_backend(rows, max_ndcg_drop=0.01, min_speedup=1.2)` takes rows like the table above (dicts with at least
+# `"backend"`, `"docs/s"` and `"nDCG@10"`, in any order) and returns the `"backend"` string of the backend to
+# deploy for encoding documents:
+#
+# 1. the reference is the row whose `"backend"` is exactly `"torch"`, wherever it is: raise `ValueError` if there is
+#    not exactly one;
+# 2. a row is acceptable if `row["nDCG@10"] >= torch_ndcg - max_ndcg_drop - 1e-9` (the `1e-9` absorbs float
+#    rounding, so a drop of exactly `max_ndcg_drop` is accepted; torch itself always is);
+# 3. take the acceptable row with the highest `"docs/s"` (equal speeds: the earlier row);
+# 4. return its backend if its docs/s is at least `min_speedup` times torch's, else `"torch"`: another engine is one
+#    more dependency to install, test and keep up to date, and a gain of a few percent does not pay for it.
+#
+# You need not check the types of the arguments. 2 points. (`backends.choose_backend` is the course's version:
+# write yours first.)
+
+# %% nbgrader={"grade": false, "grade_id": "choose_backend", "locked": false, "schema_version": 3, "solution": true}
+def choose_backend(rows, max_ndcg_drop=0.01, min_speedup=1.2):
+    """The backend to deploy: the fastest within the quality drop, if it is fast enough to pay; else "torch"."""
+    ### BEGIN SOLUTION
+    torch_rows = [r for r in rows if r["backend"] == "torch"]
+    if len(torch_rows) != 1:
+        raise ValueError(f"rows must hold exactly one 'torch' row, got {len(torch_rows)}")
+    ref = torch_rows[0]
+    ok = [r for r in rows if r["nDCG@10"] >= ref["nDCG@10"] - max_ndcg_drop - 1e-9]
+    best = max(ok, key=lambda r: r["docs/s"])  # the first of equals
+    return best["backend"] if best["docs/s"] >= min_speedup * ref["docs/s"] else "torch"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "choose_backend_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_brows = [{"backend": "torch", "docs/s": 10.0, "nDCG@10": 0.650}, {"backend": "onnx", "docs/s": 10.5, "nDCG@10": 0.650},
+          {"backend": "onnx-int8", "docs/s": 14.0, "nDCG@10": 0.645}]
+assert choose_backend(_brows) == "onnx-int8"  # 1.4x faster, 0.005 lost
+assert choose_backend(_brows, max_ndcg_drop=0.001) == "torch"  # onnx is acceptable but only 1.05x faster
+### BEGIN HIDDEN TESTS
+_brows2 = _brows + [{"backend": "openvino", "docs/s": 12.5, "nDCG@10": 0.650}]
+assert choose_backend(_brows2, max_ndcg_drop=0.001) == "openvino"  # 1.25x, nothing lost
+assert choose_backend(_brows2, max_ndcg_drop=0.001, min_speedup=1.3) == "torch"
+assert choose_backend(_brows2, max_ndcg_drop=0.005) == "onnx-int8"  # a drop of exactly max_ndcg_drop is accepted
+assert choose_backend(_brows2 + [{"backend": "late", "docs/s": 14.0, "nDCG@10": 0.65}]) == "onnx-int8"  # tie: earlier
+_first = {"backend": "fast", "docs/s": 99.0, "nDCG@10": 0.9}
+assert choose_backend([_first] + _brows) == "fast"  # the torch row need not be first
+assert choose_backend(_brows[:1]) == "torch"
+for _bad in (_brows[1:], _brows[:1] * 2):
+    try:
+        choose_backend(_bad)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("rows without exactly one torch row should raise ValueError")
+for _drop in (0.0, 0.002, 0.01, 0.05):
+    for _speed in (1.0, 1.1, 1.3, 2.0):
+        assert choose_backend(backend_rows, _drop, _speed) == backends.choose_backend(backend_rows, _drop, _speed)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_backend_choice", "locked": false, "points": 2, "schema_version": 3, "solution": true}
+# **Question (2 points, graded by hand).** Two encoders, two jobs. A service answers queries one at a time on CPU
+# servers, and re-encodes its 10M-document corpus every night on CPU batch machines. Using this run's table, which
+# backend would you pick for each job? Say which of the table's figures bear on each job, and which figure you
+# would still be missing for each. Before switching only the *query* encoder to int8 while the index stays fp32,
+# what would you measure, and on which queries?
+#
+# ### BEGIN SOLUTION
+# *Model answer (figures from a quiet 2-core run, 2026-11-29; yours differ).* The two jobs read different columns.
+# The nightly corpus encode is throughput: `docs/s`. At about 17 abstracts a second, 10M documents are about 7 days
+# of one 2-core machine with torch, so the int8 model's 1.1-1.6x (it varied between runs) saves days of machine
+# time a night, or machines; the fp32 engines were within about 10-25% of torch either way, which is not worth an
+# extra engine. What the table lacks for this job is quality with *both* sides int8: its nDCG@10 column only swaps
+# the queries. The benchmark's whole-corpus run gives it (0.6449 against 0.6451 on all queries, but 0.0097 lost on
+# the unseen-document ones), and I would want it on my own documents before re-indexing with int8. The online
+# query job is latency: a query of about 20 word pieces takes a few milliseconds on any backend, the table's
+# `queries/s` is batched throughput, not the latency of one query, so the figure I would still need is the time
+# of one query at batch size 1 on the serving machine, next to the search's milliseconds. If that gain is a
+# millisecond, torch (or an fp32 engine, whose embeddings are the model's own to 2e-7) is the simpler choice.
+# Before swapping only the query encoder to int8 against the fp32 index, measure nDCG@10 (and recall@100 if a
+# re-ranker follows) of int8 queries against the fp32 index on held-out queries, all of them and the
+# unseen-document ones, next to fp32 queries; look at the worst per-query cosine and the per-query nDCG changes,
+# not only the mean, since one badly moved query is one failed search; and time it on the serving CPU, since int8
+# gains depend on its integer instructions (AVX-512 VNNI or AMX gain far more than this AVX2 machine).
+# ### END SOLUTION
+
+# %% [markdown]
+# ## 7. What the table does not say
 #
 # - **Latency was measured on this run's corpus.** Exact search grows linearly with the corpus: at 100M documents a
 #   flat fp32 scan reads 150 GB per query. At that scale the first stage is an approximate index (HNSW, IVF; see
@@ -969,14 +1138,18 @@ summary = [
      f"{len(mine.corpus)} documents, {len(mine_ki.queries)} known-item queries"),
     ("trust in known-item", "`scipy.stats.kendalltau(real, known_item)`",
      f"tau = {tau:.2f} over {len(agreement)} configurations ({tau_dense:.2f} among the dense ones)"),
+    ("the encoder's backend", "`backends.compare(model, docs, queries, task)`, `backends.choose_backend(rows)`",
+     "; ".join(f"{r['backend']} {r['docs/s']:.1f} docs/s, nDCG@10 {r['nDCG@10']:.4f}" for r in backend_rows)
+     + f"; choice: {backends.choose_backend(backend_rows)}"),
 ]
 display(Markdown("\n".join(["| what | API | measured here |", "|---|---|---|"]
                            + [f"| {what} | {api} | {value} |" for what, api, value in summary]) + """
 
 **Remember:** measure bytes (what is really stored), quality and time on the same queries; drop what is dominated;
 fix the budget from the deployment; a funnel of a few bytes of sign bits and a rescoring store keeps almost all of
-fp32's quality at a fraction of its memory; check the choice on queries the models did not see, and when you have
-no judgements, trust known-item evaluation for the compression level more than for the choice of model.
+fp32's quality at a fraction of its memory; time the encoder too, and run it on the fastest backend that keeps its
+quality; check the choice on queries the models did not see, and when you have no judgements, trust known-item
+evaluation for the compression level more than for the choice of model.
 """))
 
 # %% [markdown]

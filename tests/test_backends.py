@@ -143,6 +143,11 @@ def test_compare_puts_the_backends_side_by_side_on_one_task(model, encoders):
     assert by["onnx-int8"]["model MB"] < 0.3 * by["onnx"]["model MB"]
     with pytest.raises(ValueError, match="query_texts must hold one text per query"):
         backends.compare(model, TEXTS, queries[:2], task, show_progress=False)
+    # in a child process (its own address space): the same rows, timings aside
+    alone = backends.compare(model, TEXTS, queries, task, backends=["onnx-int8", "onnx"], repeats=1, isolated=True)
+    untimed = ("docs/s", "queries/s", "speed-up", "setup s")
+    assert [{k: v for k, v in r.items() if k not in untimed} for r in alone] == \
+        [{k: v for k, v in r.items() if k not in untimed} for r in rows]
 
 
 def test_choose_backend_takes_the_fastest_within_the_quality_drop_if_it_pays():
