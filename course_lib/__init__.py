@@ -17,8 +17,8 @@ The layers, each importing only from the layers above it::
            |             hybrid, metrics
            |
     studies, training    compression, matryoshka (notebook 05), adaptor and csr (07), finetune (06),
-                         colbert (04), frontier (08), backends (CPU engines), eval, training (the one trainer call
-                         and leakage guard they all use), train (command line)
+                         colbert (04), frontier and backends (08), eval, training (the one trainer call and leakage
+                         guard they all use), train (command line)
     ---------------------------------------------------------------------------------------------------------------
     tools                course_lib.tools: notebook build, nbgrader grading, the workbook runner, the figure report.
                          It imports the teaching modules above; they never import it.
