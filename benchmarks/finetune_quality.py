@@ -1,6 +1,6 @@
 """Domain fine-tuning on SciFact: in-batch negatives, mined hard negatives, and mined with false-negative filtering.
 
-    python benchmarks/finetune_quality.py [--small] [--settings none,mined,filtered]
+    python benchmarks/finetune_quality.py [--small] [--settings none,mined,filtered] [--max-seq-length 128]
                                           [--out build/finetune_quality.json]
 
 Trains (or loads from the cache) one model per setting with ``course_lib.finetune.finetune_recipe`` for this
@@ -47,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--settings", default="none,mined,filtered")
+    parser.add_argument("--max-seq-length", type=int, help="word pieces per training text (default: the model's 256)")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "finetune_quality.json")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -62,6 +63,8 @@ def main() -> None:
               "filtered": "+ 1 mined hard negative, 5% relative margin"}
     for setting in args.settings.split(","):
         recipe = F.finetune_recipe(cfg, setting)
+        if args.max_seq_length is not None:
+            recipe = dataclasses.replace(recipe, max_seq_length=args.max_seq_length)
         model, info = F.finetuned_model(recipe, device=cfg.device, small=args.small)
         infos[setting] = info
         print(f"{setting}: {info.get('rows', info['pairs'])} rows ({info['pairs']} pairs, "

@@ -1,6 +1,7 @@
 """Matryoshka quality on SciFact test (full corpus) and STS-B test: the base model truncated against an MRL model.
 
     python benchmarks/matryoshka_quality.py [--small] [--epochs 3 --lr 1e-4 --batch-size 32 --weights ...]
+                                            [--max-seq-length 128]
                                             [--out build/matryoshka_quality.json]
 
 Trains (or loads from the cache) the course's MRL model with ``course_lib.matryoshka.mrl_recipe`` for this
@@ -96,11 +97,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--weights", help="one loss weight per dim, comma-separated")
+    parser.add_argument("--max-seq-length", type=int, help="word pieces per training text (default: the model's 256)")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "matryoshka_quality.json")
     args = parser.parse_args()
     start = time.perf_counter()
     cfg = course_lib.setup(seed=0, small=args.small, verbose=False)
     overrides = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size,
+                 "max_seq_length": args.max_seq_length,
                  "weights": None if args.weights is None else tuple(float(w) for w in args.weights.split(","))}
     recipe = dataclasses.replace(M.mrl_recipe(cfg), **{k: v for k, v in overrides.items() if v is not None})
     test, train, sts = load_beir("scifact", "test", small=args.small), load_beir("scifact", "train"), load_sts("test")

@@ -156,6 +156,7 @@ class FinetuneRecipe:
     max_steps: int = -1
     limit: int | None = None
     seed: int = 0
+    max_seq_length: int | None = None  # word pieces per training text; None: the model's own (256)
 
     def __post_init__(self):
         from course_lib.training import check_fit_args
@@ -169,7 +170,7 @@ class FinetuneRecipe:
         V.check_choice("loss", self.loss, ("mnrl", "cached_mnrl"))
         V.check_int("mini_batch_size", self.mini_batch_size, low=1)
         check_fit_args(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                       max_steps=self.max_steps, seed=self.seed)
+                       max_steps=self.max_steps, seed=self.seed, max_seq_length=self.max_seq_length)
         V.check_int("limit", self.limit, low=1, allow_none=True)
 
 
@@ -240,7 +241,7 @@ def finetuned_model(recipe: FinetuneRecipe, device: str | None = None, small: bo
     from course_lib.cache import model_fingerprint, texts_fingerprint
     from course_lib.data import load_beir
     from course_lib.models import cached_model, check_device, load_model
-    from course_lib.training import fit
+    from course_lib.training import fit, recipe_key
 
     if not isinstance(recipe, FinetuneRecipe):
         raise TypeError(f"recipe must be a FinetuneRecipe (see finetune_recipe), got {type(recipe).__name__}")
@@ -257,12 +258,12 @@ def finetuned_model(recipe: FinetuneRecipe, device: str | None = None, small: bo
         start = time.perf_counter()
         history = fit(base, columns, make_loss(base, recipe.loss, recipe.mini_batch_size), epochs=recipe.epochs,
                       batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, max_steps=recipe.max_steps,
-                      seed=recipe.seed, show_progress=show_progress)
+                      seed=recipe.seed, show_progress=show_progress, max_seq_length=recipe.max_seq_length)
         return base, {"recipe": dataclasses.asdict(recipe), **stats, "seconds": round(time.perf_counter() - start, 1),
                       "device": str(base.device), "losses": history}
 
     key = [model_fingerprint(base), texts_fingerprint(list(map(str, range(len(flat)))), flat), sorted(columns),
-           dataclasses.asdict(recipe)]
+           recipe_key(recipe)]
     return cached_model(f"ft-{recipe.negatives}", key, train, device=device, retrain=retrain)
 
 

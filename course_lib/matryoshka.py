@@ -277,7 +277,7 @@ def _check_mrl_dims(dims, weights) -> tuple[int, ...]:
 def train_mrl(model, pairs: Sequence[tuple[str, str]], *, dims: Sequence[int] = MRL_DIMS,
               weights: Sequence[float] | None = None, epochs: float = 1.0, batch_size: int = 32,
               learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0,
-              show_progress: bool = True) -> list[dict]:
+              show_progress: bool = True, max_seq_length: int | None = None) -> list[dict]:
     """Fine-tune ``model`` in place with ``MatryoshkaLoss(MultipleNegativesRankingLoss)`` on (anchor, positive) pairs.
 
     The loss is the weighted sum over ``dims`` of the in-batch contrastive loss computed on the truncated,
@@ -294,7 +294,7 @@ def train_mrl(model, pairs: Sequence[tuple[str, str]], *, dims: Sequence[int] = 
     pairs = _check_pairs(pairs)
     dims = _check_mrl_dims(dims, weights)
     check_fit_args(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_steps=max_steps, seed=seed,
-                   show_progress=show_progress)
+                   show_progress=show_progress, max_seq_length=max_seq_length)
     dim = model.get_embedding_dimension()
     if dims[0] > dim:
         raise ValueError(f"dims must be decreasing, within [1, {dim}], got {tuple(dims)}")
@@ -302,7 +302,7 @@ def train_mrl(model, pairs: Sequence[tuple[str, str]], *, dims: Sequence[int] = 
                           matryoshka_weights=None if weights is None else list(weights))
     columns = {"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}
     return fit(model, columns, loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-               max_steps=max_steps, seed=seed, show_progress=show_progress)
+               max_steps=max_steps, seed=seed, show_progress=show_progress, max_seq_length=max_seq_length)
 
 
 def sts_spearman_by_dim(emb1: np.ndarray, emb2: np.ndarray, gold: Sequence[float],
@@ -368,12 +368,13 @@ class MrlRecipe:
     max_steps: int = -1
     limit: int | None = None
     seed: int = 0
+    max_seq_length: int | None = None  # word pieces per training text; None: the model's own (256)
 
     def __post_init__(self):
         from course_lib.training import check_fit_args
 
         check_fit_args(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                       max_steps=self.max_steps, seed=self.seed)
+                       max_steps=self.max_steps, seed=self.seed, max_seq_length=self.max_seq_length)
         _check_mrl_dims(self.dims, self.weights)
         V.check_int("limit", self.limit, low=1, allow_none=True)
 
@@ -420,6 +421,7 @@ def mrl_model(recipe: MrlRecipe, device: str | None = None, small: bool = False,
     from course_lib.data import load_beir
     from course_lib.cache import model_fingerprint, texts_fingerprint
     from course_lib.models import cached_model, check_device, load_model
+    from course_lib.training import recipe_key
 
     if not isinstance(recipe, MrlRecipe):
         raise TypeError(f"recipe must be a MrlRecipe (see mrl_recipe), got {type(recipe).__name__}")
@@ -434,9 +436,10 @@ def mrl_model(recipe: MrlRecipe, device: str | None = None, small: bool = False,
         start = time.perf_counter()
         history = train_mrl(base, pairs, dims=recipe.dims, weights=recipe.weights, epochs=recipe.epochs,
                             batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
-                            max_steps=recipe.max_steps, seed=recipe.seed, show_progress=show_progress)
+                            max_steps=recipe.max_steps, seed=recipe.seed, show_progress=show_progress,
+                            max_seq_length=recipe.max_seq_length)
         return base, {"recipe": dataclasses.asdict(recipe), "pairs": len(pairs),
                       "seconds": round(time.perf_counter() - start, 1), "device": str(base.device), "losses": history}
 
     return cached_model("mrl", [model_fingerprint(base), texts_fingerprint(*map(list, zip(*pairs))),
-                                dataclasses.asdict(recipe)], train, device=device, retrain=retrain)
+                                recipe_key(recipe)], train, device=device, retrain=retrain)

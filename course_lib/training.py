@@ -43,7 +43,8 @@ def check_queries(name: str, ds) -> dict[str, str]:
     return queries
 
 
-def check_fit_args(*, epochs=1.0, batch_size=32, learning_rate=2e-5, max_steps=-1, seed=0, show_progress=True):
+def check_fit_args(*, epochs=1.0, batch_size=32, learning_rate=2e-5, max_steps=-1, seed=0, show_progress=True,
+                   max_seq_length=None):
     """The trainer's hyper-parameters, checked before anything is loaded or trained."""
     V.check_number("epochs", epochs, low=0, low_open=True)
     V.check_int("batch_size", batch_size, low=1)
@@ -52,6 +53,20 @@ def check_fit_args(*, epochs=1.0, batch_size=32, learning_rate=2e-5, max_steps=-
         raise ValueError(f"max_steps must be -1 (no limit) or an int >= 1, got {max_steps!r}")
     V.check_int("seed", seed, low=0)
     V.check_bool("show_progress", show_progress)
+    V.check_int("max_seq_length", max_seq_length, low=8, allow_none=True)
+
+
+def recipe_key(recipe) -> dict:
+    """A training recipe as the dict its cached model's key hashes. ``max_seq_length=None`` (the model's own
+    length) is left out, so a model trained before recipes had that field keeps its key and its cache entry."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(recipe) or isinstance(recipe, type):
+        raise TypeError(f"recipe must be a training recipe (MrlRecipe, FinetuneRecipe, ...), got {type(recipe).__name__}")
+    key = dataclasses.asdict(recipe)
+    if key.get("max_seq_length", 0) is None:
+        del key["max_seq_length"]
+    return key
 
 
 def train_examples(train_ds, test_ds=None) -> list[Example]:
@@ -139,18 +154,25 @@ def guarded_examples(train_ds, test_ds) -> tuple[list[Example], dict]:
 
 
 def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batch_size: int = 32,
-        learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, show_progress: bool = True) -> list[dict]:
+        learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, show_progress: bool = True,
+        max_seq_length: int | None = None) -> list[dict]:
     """Train ``model`` in place on a table of texts with one sentence-transformers loss; return the loss log.
 
     ``columns`` maps column names to equal-length lists (``anchor``, ``positive``, then any ``negative_*``), the
     order the contrastive losses read them in. Runs ``SentenceTransformerTrainer`` (so the same call is data
     parallel under ``torchrun``/``accelerate launch``) with batches free of duplicate texts (a duplicate would
     be a false in-batch negative), 10% linear warm-up, no checkpoints and no reporting.
+
+    ``max_seq_length`` cuts the training texts at that many word pieces (None: the model's own setting, which
+    comes back unchanged after training either way). Attention costs grow with the square of the length, so
+    training at 128 instead of 256 halves a CPU step or more; the model still encodes at its own maximum.
     """
     import tempfile
 
     import torch
     from datasets import Dataset
+
+    from course_lib import embed
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
                                                                           SentenceTransformerTrainingArguments)
@@ -165,10 +187,10 @@ def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batc
     if len(set(lengths.values())) != 1:
         raise ValueError(f"columns must be non-empty lists of equal length, got lengths {lengths}")
     check_fit_args(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_steps=max_steps, seed=seed,
-                   show_progress=show_progress)
+                   show_progress=show_progress, max_seq_length=max_seq_length)
     if loss is None:
         raise TypeError("loss must be a sentence-transformers loss module, got None")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, embed.max_seq_length(model, max_seq_length):
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, max_steps=max_steps,
             per_device_train_batch_size=batch_size, learning_rate=learning_rate,

@@ -1132,7 +1132,7 @@ err("matryoshka.sts_by_dim", "bare string sentences", lambda: matryoshka.sts_by_
 err("matryoshka.sts_by_dim", "dims", lambda: matryoshka.sts_by_dim(None, NS(sentence1=["a"], sentence2=["b"], score=[1.0]),
                                                                     dims=(0,)), "dims")
 for arg, value in (("epochs", -1.0), ("batch_size", 0), ("learning_rate", 0), ("dims", (16, 32)), ("weights", (1.0,)),
-                   ("max_steps", 0), ("limit", 0), ("seed", True)):
+                   ("max_steps", 0), ("limit", 0), ("seed", True), ("max_seq_length", 0), ("max_seq_length", 128.0)):
     err("matryoshka.MrlRecipe", arg, lambda a=arg, v=value: matryoshka.MrlRecipe(**{a: v}), arg)
 ok("matryoshka.MrlRecipe", "defaults", lambda: matryoshka.MrlRecipe().dims, eq(matryoshka.MRL_DIMS))
 for label, value in (("None", None), ("dict", {"small": True}), ("int flags", NS(small=1, full=0, seed=0)),
@@ -1184,9 +1184,13 @@ for label, value in (("bare string column", {"anchor": "text"}), ("unequal", {"a
                      ("int text", {"anchor": [1]}), ("empty", {}), ("list", [["a"]]), ("None", None)):
     err("training.fit", f"columns {label}", lambda v=value: training.fit(None, v, None), "columns")
 for arg, value in (("epochs", 0), ("batch_size", True), ("learning_rate", -1e-5), ("max_steps", 0), ("seed", 1.5),
-                   ("show_progress", "yes")):
+                   ("show_progress", "yes"), ("max_seq_length", 4), ("max_seq_length", "128")):
     err("training.fit", arg, lambda a=arg, v=value: training.fit(None, {"anchor": ["a"]}, object(), **{a: v}), arg)
 err("training.fit", "loss None", lambda: training.fit(None, {"anchor": ["a"]}, None), "loss")
+for label, value in (("None", None), ("dict", {"epochs": 1.0}), ("class", matryoshka.MrlRecipe)):
+    err("training.recipe_key", label, lambda v=value: training.recipe_key(v), "recipe")
+ok("training.recipe_key", "field at its default left out", lambda: "max_seq_length" in training.recipe_key(
+    matryoshka.MrlRecipe()), eq(False))
 
 # ---------------------------------------------------------------------------------------------
 # finetune
@@ -1227,7 +1231,7 @@ for label, value, name in (("name", dict(name="mse"), "loss"),
 err("finetune.make_loss", "model None", lambda: finetune.make_loss(None), "model")
 for arg, value in (("negatives", "hard"), ("num_negatives", 0), ("range_min", -1), ("range_max", 0), ("relative_margin", -0.1),
                    ("loss", "mse"), ("mini_batch_size", 0), ("epochs", 0), ("batch_size", 2.0), ("learning_rate", float("inf")),
-                   ("max_steps", -2), ("limit", 0), ("seed", "0")):
+                   ("max_steps", -2), ("limit", 0), ("seed", "0"), ("max_seq_length", -1), ("max_seq_length", True)):
     err("finetune.FinetuneRecipe", arg, lambda a=arg, v=value: finetune.FinetuneRecipe(**{a: v}), arg)
 for label, value in (("cfg None", (None,)), ("negatives", (NS(small=True, full=False, seed=0), "hard"))):
     err("finetune.finetune_recipe", label, lambda v=value: finetune.finetune_recipe(*v), label.split()[0])

@@ -146,3 +146,27 @@ def test_mrl_recipe_scales_with_the_machine():
     small, cpu, gpu = mrl_recipe(cfg(True, False)), mrl_recipe(cfg(False, False)), mrl_recipe(cfg(False, True))
     assert small.max_steps > 0 and cpu.max_steps == gpu.max_steps == -1
     assert gpu.epochs > cpu.epochs and gpu.batch_size > cpu.batch_size and cpu.seed == 3
+
+
+def test_training_at_a_shorter_length_cuts_the_training_texts_and_keeps_the_models_length(model):
+    import copy
+
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from course_lib.training import fit, recipe_key
+
+    class Recording(MultipleNegativesRankingLoss):
+        lengths: list[int] = []
+
+        def forward(self, sentence_features, labels=None):
+            self.lengths.extend(int(f["input_ids"].shape[1]) for f in sentence_features)
+            return super().forward(sentence_features, labels)
+
+    tuned = copy.deepcopy(model)
+    long = ["Smoking increases the risk of lung cancer and of heart disease in adults. " * 20 + str(i) for i in range(4)]
+    columns = {"anchor": [f"claim {i}" for i in range(4)], "positive": long}
+    fit(tuned, columns, Recording(tuned), batch_size=4, max_steps=1, show_progress=False, max_seq_length=32)
+    assert max(Recording.lengths) == 32  # the positives were cut at 32 word pieces (untruncated: over 300)
+    assert tuned.max_seq_length == model.max_seq_length == 256  # encoding keeps the model's own length
+    assert "max_seq_length" not in recipe_key(MrlRecipe())  # the models cached before the field keep their keys
+    assert recipe_key(MrlRecipe(max_seq_length=128))["max_seq_length"] == 128
