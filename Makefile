@@ -42,6 +42,7 @@ help:
 	@echo "make peers  the peer environment .venv-peers (PyLate, for the MaxSim comparison; make test makes it)"
 	@echo "make workbook  run every solution notebook headless -> build/REPORT.md (COURSE_SMALL=1: quick run)"
 	@echo "make check NB=01  grade a copy of your notebooks/01_*.ipynb and print your points"
+	@echo "authors: make nbval NB=05  run solution notebook 05 under nbval (small mode)"
 	@echo "instructors: make notebooks | make grade SUBMISSIONS=dir | make feedback | make student-release DEST=dir"
 	@echo "python: the newest of 3.13, 3.12, 3.11 found (now: $(PYTHON)); make PYTHON=python3.12 ... picks one"
 
@@ -95,7 +96,7 @@ $(PEERS_STAMP):
 	$(PEERS)/bin/python -m pip install --quiet --no-deps "pylate==1.6.0"
 	touch $@
 
-.PHONY: notebooks grade check workbook feedback student-release instructor-only
+.PHONY: notebooks grade check workbook feedback student-release instructor-only nbval
 # A student copy (make student-release) has no solutions/: what needs them says so instead of failing obscurely.
 STUDENT_COPY := $(if $(wildcard solutions/*.py),,yes)
 instructor-only:
@@ -103,6 +104,12 @@ instructor-only:
 
 notebooks: instructor-only $(STAMP)
 	$(BIN)/python -m course_lib.tools.notebooks build
+
+# make nbval NB=05   the solution notebook(s) built by make notebooks, under nbval in small mode, cell by cell (an
+# author's check while editing; make test executes every solution notebook once, through the grader)
+nbval: notebooks
+	COURSE_SMALL=1 $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-kernel-name $(KERNEL) \
+	  build/nbgrader/source/$(NB)*/*.ipynb
 
 # make grade SUBMISSIONS=path/to/folder   (one subfolder per student) -> build/grades.csv and build/nbgrader/gradebook.db
 # Each submission runs in its own sandbox (bubblewrap); GRADE_ARGS='--cell-timeout 60 --memory-gb 4' to change limits.
