@@ -129,14 +129,22 @@ def origin(tmp_path_factory):
     return root
 
 
-def fresh_env(tmp: Path) -> tuple[Path, dict]:
+@pytest.fixture(scope="module")
+def course_cache(tmp_path_factory):
+    """One course cache for both hosted runs: the first run of notebook 01 starts from it empty (cold) and fills
+    it, the second reads the embeddings it already has (they depend on the packaged model's weights and the data,
+    the same in both), which saves a small-mode encode of the corpus."""
+    return tmp_path_factory.mktemp("hosted-cache")
+
+
+def fresh_env(tmp: Path, cache: Path) -> tuple[Path, dict]:
     """A new virtual environment (no system site-packages) and an environment for it: its own Jupyter folders,
-    a cold course cache, no course settings from outside."""
+    the course cache ``cache``, no course settings from outside."""
     venv = tmp / "venv"
     sh([sys.executable, "-m", "venv", venv], timeout=300)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "JUPYTER", "VIRTUAL_ENV", "PYTHON"))}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", JUPYTER_DATA_DIR=str(tmp / "jupyter-data"),
-               JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), COURSE_CACHE_DIR=str(tmp / "cache"),
+               JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), COURSE_CACHE_DIR=str(cache),
                COURSE_DATA_MIRROR=str(MIRROR))
     return venv, env
 
@@ -156,8 +164,8 @@ def assert_kernel_is(python: Path, venv: Path, env: dict):
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_binder_set_up_runs_notebook_01_in_small_mode(origin, tmp_path):
-    venv, env = fresh_env(tmp_path)
+def test_binder_set_up_runs_notebook_01_in_small_mode(origin, tmp_path, course_cache):
+    venv, env = fresh_env(tmp_path, course_cache)
     home = tmp_path / "binder" / "embeddings-course"
     sh(["git", "clone", "-q", f"file://{origin}", home], timeout=120)
     # repo2docker runs `pip install -r binder/requirements.txt` from the root. Offline, the PyTorch index line
@@ -180,8 +188,8 @@ def test_binder_set_up_runs_notebook_01_in_small_mode(origin, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_colab_cell_sets_up_a_fresh_environment_and_notebook_01_runs_in_small_mode(origin, tmp_path):
-    venv, env = fresh_env(tmp_path)
+def test_colab_cell_sets_up_a_fresh_environment_and_notebook_01_runs_in_small_mode(origin, tmp_path, course_cache):
+    venv, env = fresh_env(tmp_path, course_cache)
     python = venv / "bin" / "python"
     # Colab's Python comes with a torch of its own: install one first, as the runtime would have it
     sh([python, "-m", "pip", "install", "--quiet", f"{bootstrap.dependencies(REPO_ROOT)[0]}+cpu"], env=env)
