@@ -14,7 +14,11 @@ the ColBERT-style projection) goes through :func:`load_or_compute`:
   JupyterHub) both compute it and both publish a complete copy by rename: the folder ends with one valid
   entry and neither fails. A read-only cache folder whose entries exist is read without any write; where
   an entry is missing and the folder is not writable, the result is computed, used and not kept (a warning
-  says so).
+  says so);
+- **read-only by intent**: with ``COURSE_CACHE_READONLY=1`` (:func:`read_only`) entries are read and never
+  written, and a missing entry is computed and used without a warning. The grader sets it in its sandbox,
+  where the instructor's cache is mounted read-only and a warning printed inside a test cell would cost the
+  student that cell's points.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from course_lib.paths import CACHE_ROOT
+from course_lib.paths import CACHE_ROOT, env_flag
 
 T = TypeVar("T")
 
@@ -49,6 +53,17 @@ class CacheEntryError(ValueError):
 CORRUPT = (CacheEntryError, ValueError, OSError, EOFError, KeyError)
 
 
+def read_only() -> bool:
+    """True where ``COURSE_CACHE_READONLY=1``: the cache is read and never written (see the module's docstring).
+
+    >>> os.environ["COURSE_CACHE_READONLY"] = "1"; read_only()
+    True
+    >>> del os.environ["COURSE_CACHE_READONLY"]; read_only()
+    False
+    """
+    return bool(env_flag("COURSE_CACHE_READONLY"))
+
+
 def cache_dir() -> Path:
     """The cache folder: ``$COURSE_CACHE_DIR``, else ``CACHE_ROOT`` (``<clone>/.cache`` in a clone); created on first use if missing.
 
@@ -58,7 +73,7 @@ def cache_dir() -> Path:
     >>> del os.environ["COURSE_CACHE_DIR"]
     """
     path = Path(os.environ.get("COURSE_CACHE_DIR") or CACHE_ROOT)
-    if not path.is_dir():  # never touch an existing (possibly read-only, shared) folder
+    if not path.is_dir() and not read_only():  # never touch an existing (possibly read-only, shared) folder
         path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -260,7 +275,7 @@ def load_or_compute(paths: Sequence[Path], *, load: Callable[[], T], compute: Ca
             warnings.warn(f"{what} at {paths[-1]} is unreadable or damaged ({type(err).__name__}: {err}); "
                           f"recomputing it", CacheWarning, stacklevel=2)
     value = compute()
-    if enabled:
+    if enabled and not read_only():
         try:
             publish(paths, lambda staged: save(value, staged))
         except OSError as err:

@@ -3,6 +3,7 @@ close to them in a quarter of the bytes, and an export is made once per set of w
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_throughput_times_the_best_pass_and_returns_the_embeddings(encoders, ref
     assert np.isfinite(rate) and rate > 0
 
 
-def test_compare_puts_the_backends_side_by_side_on_one_task(model, encoders):
+def test_compare_puts_the_backends_side_by_side_on_one_task(model, encoders, tmp_path, monkeypatch):
     from course_lib.compression import Retrieval
 
     corpus = encoders["torch"].encode(TEXTS)
@@ -143,7 +144,12 @@ def test_compare_puts_the_backends_side_by_side_on_one_task(model, encoders):
     assert by["onnx-int8"]["model MB"] < 0.3 * by["onnx"]["model MB"]
     with pytest.raises(ValueError, match="query_texts must hold one text per query"):
         backends.compare(model, TEXTS, queries[:2], task, show_progress=False)
-    # in a child process (its own address space): the same rows, timings aside
+    # in a child process (its own address space): the same rows, timings aside, also where $TMPDIR is longer than
+    # a Unix socket's path may be (as in the grading sandbox)
+    long_tmp = tmp_path / ("t" * 60) / ("m" * 60)
+    long_tmp.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
     alone = backends.compare(model, TEXTS, queries, task, backends=["onnx-int8", "onnx"], repeats=1, isolated=True)
     untimed = ("docs/s", "queries/s", "speed-up", "setup s")
     assert [{k: v for k, v in r.items() if k not in untimed} for r in alone] == \

@@ -1531,6 +1531,23 @@ def _env(value):
 
 
 err("paths.env_flag", "maybe", lambda: _env("maybe"), "COURSE_BAD_INPUT_FLAG")
+
+
+def _read_only(value):
+    import os
+    old = os.environ.get("COURSE_CACHE_READONLY")
+    os.environ["COURSE_CACHE_READONLY"] = value
+    try:
+        return cache.read_only()
+    finally:
+        if old is None:
+            del os.environ["COURSE_CACHE_READONLY"]
+        else:
+            os.environ["COURSE_CACHE_READONLY"] = old
+
+
+err("cache.read_only", "COURSE_CACHE_READONLY=maybe", lambda: _read_only("maybe"), "COURSE_CACHE_READONLY")
+ok("cache.read_only", "COURSE_CACHE_READONLY=1", lambda: _read_only("1"), eq(True))
 ok("paths.env_flag", "on", lambda: _env(" On "), eq(True))
 err("paths.in_clone", "root None", lambda: paths.in_clone(None), "root")
 err("paths.in_clone", "root empty", lambda: paths.in_clone(""), "root")

@@ -85,6 +85,28 @@ def test_an_unwritable_folder_computes_warns_and_goes_on(tmp_path, monkeypatch):
     assert not cached and value.shape == (2, 3) and list(tmp_path.iterdir()) == []
 
 
+def test_read_only_by_intent_reads_entries_computes_the_rest_and_writes_nothing_silently(tmp_path, monkeypatch):
+    import warnings
+
+    calls = []
+    paths, fns = _array_entry(tmp_path / "filled", calls)
+    cache.load_or_compute(paths, **fns)  # one entry written before
+    monkeypatch.setenv("COURSE_CACHE_READONLY", "1")
+    assert cache.load_or_compute(paths, **fns)[1] is True and len(calls) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other, fns2 = _array_entry(empty, calls)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no CacheWarning: nothing was meant to be written
+        value, cached = cache.load_or_compute(other, **fns2)
+    assert not cached and value.shape == (2, 3) and list(empty.iterdir()) == [] and len(calls) == 2
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "missing"))
+    assert not cache.cache_dir().exists()  # not even the folder is made
+    monkeypatch.setenv("COURSE_CACHE_READONLY", "maybe")
+    with pytest.raises(ValueError, match="COURSE_CACHE_READONLY must be 1/0"):
+        cache.load_or_compute(other, **fns2)
+
+
 RACER = textwrap.dedent("""
     import sys, time
     from pathlib import Path

@@ -337,3 +337,11 @@ def test_a_lying_kernel_is_not_caught_only_flagged(cohort):
     rows = [r for r in cohort["rows"] if r.student == "m_liar"]
     assert next(r.points for r in rows if r.exercise == "TOTAL") == 6  # add() returns 0, yet full marks
     assert "get_ipython" in rows[0].flags
+
+
+def test_the_sandbox_reads_the_cache_and_never_writes_it(tmp_path, monkeypatch):
+    """A missing cache entry is computed in memory without the warning a failed write prints: inside a test cell
+    that warning (stderr) would cost the student the cell's points."""
+    monkeypatch.setenv("COURSE_CACHE_READONLY", "0")
+    env = grading._box_env(tmp_path)
+    assert env["COURSE_CACHE_READONLY"] == "1" and env["TMPDIR"] == str(tmp_path / "tmp")
