@@ -171,11 +171,11 @@ def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batc
 
     import torch
     from datasets import Dataset
-
-    from course_lib import embed
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
                                                                           SentenceTransformerTrainingArguments)
+
+    from course_lib import embed
 
     if not isinstance(columns, dict) or not columns:
         raise TypeError(f"columns must be a non-empty dict of column name -> list of str, got {type(columns).__name__}")
