@@ -32,7 +32,7 @@ import pytest
 
 import course_lib
 from course_lib import (adaptor, backends, binary, cache, colbert, compression, config, csr, data, embed, eval as ceval, fetch, finetune,
-                        frontier, hybrid, matryoshka, maxsim, metrics, models, paths, quantization as Q, search,
+                        frontier, hybrid, int8_search as I8, matryoshka, maxsim, metrics, models, paths, quantization as Q, search,
                         sparse, train, training, validation as V)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -392,6 +392,75 @@ for label, value in (("int8", CODES.view(np.int8)), ("list", CODES.tolist()), ("
     err("binary.faiss_binary_index", f"codes {label}", lambda v=value: binary.faiss_binary_index(v), "codes")
 ok("binary.faiss_binary_index", "flat equals hamming_topk",
    lambda: binary.faiss_binary_index(CODES).search(QCODES, 3)[0], eq(binary.hamming_topk(QCODES, CODES, 3)[0]))
+
+# ---------------------------------------------------------------------------------------------
+# int8_search
+# ---------------------------------------------------------------------------------------------
+
+_C8 = Q.quantize_scalar(CE, RANGES)  # (6, 8) int8
+_deq = Q.dequantize_scalar(_C8, RANGES)
+for fn_name in ("int8_topk", "int8_topk_reference"):
+    fn = getattr(I8, fn_name)
+    kw = dict(query_emb=QE, codes=_C8, ranges=RANGES, k=3)
+    sweep_arrays(f"int8_search.{fn_name}", fn, kw, {"query_emb": ("codes", False)})
+    sweep_int(f"int8_search.{fn_name}", fn, kw, "k", high=6)
+    sweep_int(f"int8_search.{fn_name}", fn, kw, "bits", high=8)
+    for label, value in (("int16", _C8.astype(np.int16)), ("float", _C8.astype(np.float32)), ("list", _C8.tolist()),
+                         ("None", None), ("1-D", _C8[0]), ("empty", _C8[:0])):
+        err(f"int8_search.{fn_name}", f"codes {label}", lambda v=value, f=fn, kw=kw: f(**_with(kw, codes=v)), "codes")
+    err(f"int8_search.{fn_name}", "ranges of other dims", lambda f=fn, kw=kw: f(**_with(kw, ranges=Q.calibrate(CE[:, :4]))),
+        "ranges")
+    err(f"int8_search.{fn_name}", "ranges not Ranges", lambda f=fn, kw=kw: f(**_with(kw, ranges=RANGES.as_array())), "ranges")
+    err(f"int8_search.{fn_name}", "8-bit codes as 2-bit", lambda f=fn, kw=kw: f(**_with(kw, bits=2)), "codes")
+    err(f"int8_search.{fn_name}", "float32 score overflow", lambda f=fn: f(QE * 3e37, _C8, RANGES, 2), "overflow")
+    ok(f"int8_search.{fn_name}", "k = N, int8", lambda f=fn: f(QE, _C8, RANGES, 6), ranked_like(np64_scores(QE, _deq), 6))
+    ok(f"int8_search.{fn_name}", "uint8 codes", lambda f=fn: f(QE, Q.quantize_scalar(CE, RANGES, "uint8"), RANGES, 4),
+       ranked_like(np64_scores(QE, _deq), 4))
+    ok(f"int8_search.{fn_name}", "float64 queries", lambda f=fn: f(QE.astype(np.float64), _C8, RANGES, 2),
+       ranked_like(np64_scores(QE, _deq), 2))
+
+kw = dict(query_emb=QE, ranges=RANGES)
+sweep_arrays("int8_search.fold_query", I8.fold_query, kw, {"query_emb": (None, False)})
+err("int8_search.fold_query", "dtype", lambda: I8.fold_query(QE, RANGES, "int4"), "dtype")
+sweep_int("int8_search.fold_query", I8.fold_query, kw, "bits", high=8)
+err("int8_search.fold_query", "ranges of other dims", lambda: I8.fold_query(QE, Q.calibrate(CE[:, :4])), "ranges")
+err("int8_search.fold_query", "float64 beyond float32", lambda: I8.fold_query(QE.astype(np.float64) * 1e300, RANGES),
+    "query_emb")
+ok("int8_search.fold_query", "the algebra", lambda: (lambda w, b: (_C8.astype(np.float64) @ w.T + b).T)(
+    *I8.fold_query(QE, RANGES)), close(np64_scores(QE, _deq), atol=1e-5))
+
+_SHARED = I8.shared_step(RANGES)
+err("int8_search.shared_step", "ranges None", lambda: I8.shared_step(None), "ranges")
+err("int8_search.shared_step", "ranges array", lambda: I8.shared_step(RANGES.as_array()), "ranges")
+sweep_int("int8_search.shared_step", I8.shared_step, dict(ranges=RANGES), "bits", high=8)
+ok("int8_search.shared_step", "one step", lambda: np.ptp(_SHARED.step()) / _SHARED.step().max() < 1e-6, eq(True))
+
+_S8, _QS8 = Q.quantize_scalar(CE, _SHARED), Q.quantize_scalar(QE, _SHARED)
+_sdeq = Q.dequantize_scalar(_QS8, _SHARED).astype(np.float64) @ Q.dequantize_scalar(_S8, _SHARED).T.astype(np.float64)
+kw = dict(codes=_S8, ranges=_SHARED)
+for label, value in (("uint8", _S8.view(np.uint8)), ("float", _S8.astype(np.float32)), ("None", None), ("1-D", _S8[0])):
+    err("int8_search.symmetric_doc_terms", f"codes {label}", lambda v=value: I8.symmetric_doc_terms(v, _SHARED), "codes")
+err("int8_search.symmetric_doc_terms", "per-dimension steps", lambda: I8.symmetric_doc_terms(_S8, RANGES), "shared_step")
+sweep_int("int8_search.symmetric_doc_terms", I8.symmetric_doc_terms, kw, "bits", high=8)
+for fn_name in ("symmetric_topk", "symmetric_topk_reference"):
+    fn = getattr(I8, fn_name)
+    kw = dict(query_codes=_QS8, codes=_S8, ranges=_SHARED, k=3)
+    sweep_int(f"int8_search.{fn_name}", fn, kw, "k", high=6)
+    for arg, partner in (("query_codes", "codes"), ("codes", "query_codes")):
+        for label, value, extra in (("uint8", kw[arg].view(np.uint8), ()), ("float", kw[arg].astype(np.float32), ()),
+                                    ("list", kw[arg].tolist(), ()), ("None", None, ()), ("1-D", kw[arg][0], ()),
+                                    ("empty", kw[arg][:0], ()), ("mismatched dims", kw[arg][:, :-1].copy(), (partner,))):
+            err(f"int8_search.{fn_name}", f"{arg} {label}", lambda v=value, a=arg, f=fn, kw=kw: f(**_with(kw, **{a: v})),
+                arg, *extra)
+    err(f"int8_search.{fn_name}", "per-dimension steps", lambda f=fn, kw=kw: f(**_with(kw, ranges=RANGES)), "shared_step")
+    err(f"int8_search.{fn_name}", "doc_terms length", lambda f=fn, kw=kw: f(**_with(kw, doc_terms=np.zeros(5))),
+        "doc_terms")
+    err(f"int8_search.{fn_name}", "doc_terms NaN", lambda f=fn, kw=kw: f(**_with(kw, doc_terms=np.full(6, np.nan))),
+        "doc_terms")
+    ok(f"int8_search.{fn_name}", "k = N", lambda f=fn: f(_QS8, _S8, _SHARED, 6), ranked_like(_sdeq, 6))
+    ok(f"int8_search.{fn_name}", "given doc_terms", lambda f=fn: f(_QS8, _S8, _SHARED, 2,
+                                                                    doc_terms=I8.symmetric_doc_terms(_S8, _SHARED)),
+       ranked_like(_sdeq, 2))
 
 # ---------------------------------------------------------------------------------------------
 # quantization
