@@ -324,9 +324,10 @@ assert abs(predicted_fraction - measured_fraction) <= 0.15, (predicted_fraction,
 #
 # `mine_negatives(model, pairs, corpus, num_negatives, relative_margin)`: `pairs` is a `datasets.Dataset` with
 # columns `anchor` and `positive` (texts), `corpus` a list of texts. Return the `Dataset` that
-# `mine_hard_negatives` makes with the `num_negatives` hardest corpus texts per pair that pass the relative margin,
+# `mine_hard_negatives` makes with the `num_negatives` hardest candidates per pair that pass the relative margin,
 # as columns `anchor, positive, negative_1, ..., negative_{num_negatives}` (one row per pair; pairs without enough
-# negatives left out). Cosine similarity, no faiss, and `verbose=False` (the library still draws encoding progress
+# negatives left out). The candidates are the corpus texts *and every pair's positive*: the library adds all the
+# positives to the corpus, so another query's evidence can become this query's negative. Cosine similarity, no faiss, and `verbose=False` (the library still draws encoding progress
 # bars on stderr; the test cell silences them with `quiet()`). The test checks the columns, that no negative is
 # the positive, and that every negative scores at most $p - |p|\,r$ for its anchor, and that `negative_1` is the
 # hardest text that does.
@@ -361,7 +362,8 @@ def _check_mined(out, pairs, corpus, k, margin):
         negs = [r[f"negative_{j + 1}"] for j in range(k)]
         assert not set(negs) & pos_of[r["anchor"]], "a negative is a positive of its anchor"
         assert all(float(a @ emb[n]) <= limit + 1e-4 for n in negs), (r["anchor"], limit)
-        best = max(float(a @ emb[t]) for t in corpus if t not in pos_of[r["anchor"]] and float(a @ emb[t]) <= limit)
+        # the library mines from the corpus *and every pair's positive* (it adds them to the corpus)
+        best = max(float(a @ emb[t]) for t in texts if t not in pos_of[r["anchor"]] and float(a @ emb[t]) <= limit)
         assert abs(float(a @ emb[negs[0]]) - best) <= 1e-4, (r["anchor"], best)
 
 
