@@ -131,7 +131,7 @@ def shared_step(ranges: Ranges, bits: int = 8) -> Ranges:
     """Widen every dimension's range to the widest one, keeping its centre: one step for all dimensions.
 
     The symmetric kernel needs it (see the module's formula). The price: narrow dimensions get fewer
-    distinct levels, so the codes carry less; ``benchmarks/bench_int8_scan.py`` measures it in nDCG@10.
+    distinct levels, so the codes carry less; ``benchmarks/int8_scan_quality.py`` measures it in nDCG@10.
 
     >>> r = shared_step(Ranges(np.array([-1.0, 0.0], np.float32), np.array([1.0, 0.5], np.float32)))
     >>> r.lower.tolist(), r.upper.tolist()
@@ -248,14 +248,26 @@ def _kernels():
                             if sizes[qi + g] < hs.shape[1] or s > hs[qi + g, 0]:
                                 sizes[qi + g] = push(hs, hi, qi + g, sizes[qi + g], s, i)
                     qi += 4
-                while qi < nq:
-                    for i in range(lo, hi_row):
-                        a = np.float32(0.0)
+                while qi < nq:  # a lone query: four documents at a time, four independent sums in flight
+                    for i in range(lo, hi_row, 4):
+                        # past the tile's end the last row is scored again and not kept: every document takes
+                        # the same code path, so equal codes get bit-equal scores and ties stay exact
+                        i1, i2, i3 = min(i + 1, hi_row - 1), min(i + 2, hi_row - 1), min(i + 3, hi_row - 1)
+                        a0 = np.float32(0.0)
+                        a1 = np.float32(0.0)
+                        a2 = np.float32(0.0)
+                        a3 = np.float32(0.0)
                         for j in range(d):
-                            a += w[qi, j] * np.float32(codes[i, j])
-                        s = a + bias[qi]
-                        if sizes[qi] < hs.shape[1] or s > hs[qi, 0]:
-                            sizes[qi] = push(hs, hi, qi, sizes[qi], s, i)
+                            wj = w[qi, j]
+                            a0 += wj * np.float32(codes[i, j])
+                            a1 += wj * np.float32(codes[i1, j])
+                            a2 += wj * np.float32(codes[i2, j])
+                            a3 += wj * np.float32(codes[i3, j])
+                        for g, a in enumerate((a0, a1, a2, a3)):
+                            if i + g < hi_row:
+                                s = a + bias[qi]
+                                if sizes[qi] < hs.shape[1] or s > hs[qi, 0]:
+                                    sizes[qi] = push(hs, hi, qi, sizes[qi], s, i + g)
                     qi += 1
 
     @numba.njit(parallel=True, fastmath={"reassoc", "contract", "nsz"}, cache=True)
@@ -287,14 +299,24 @@ def _kernels():
                             if sizes[qi + g] < hs.shape[1] or s > hs[qi + g, 0]:
                                 sizes[qi + g] = push(hs, hi, qi + g, sizes[qi + g], s, i)
                     qi += 4
-                while qi < nq:
-                    for i in range(lo, hi_row):
-                        dot = np.int32(0)
+                while qi < nq:  # a lone query: four documents at a time, as in the asymmetric kernel
+                    for i in range(lo, hi_row, 4):
+                        i1, i2, i3 = min(i + 1, hi_row - 1), min(i + 2, hi_row - 1), min(i + 3, hi_row - 1)
+                        d0 = np.int32(0)
+                        d1 = np.int32(0)
+                        d2 = np.int32(0)
+                        d3 = np.int32(0)
                         for j in range(d):
-                            dot = np.int32(dot + np.int32(a[qi, j]) * np.int32(codes[i, j]))
-                        s = np.float32(base[qi] + doc_terms[i] + scale2 * dot)
-                        if sizes[qi] < hs.shape[1] or s > hs[qi, 0]:
-                            sizes[qi] = push(hs, hi, qi, sizes[qi], s, i)
+                            y = np.int32(a[qi, j])
+                            d0 = np.int32(d0 + y * np.int32(codes[i, j]))
+                            d1 = np.int32(d1 + y * np.int32(codes[i1, j]))
+                            d2 = np.int32(d2 + y * np.int32(codes[i2, j]))
+                            d3 = np.int32(d3 + y * np.int32(codes[i3, j]))
+                        for g, dot in enumerate((d0, d1, d2, d3)):
+                            if i + g < hi_row:
+                                s = np.float32(base[qi] + doc_terms[i + g] + scale2 * dot)
+                                if sizes[qi] < hs.shape[1] or s > hs[qi, 0]:
+                                    sizes[qi] = push(hs, hi, qi, sizes[qi], s, i + g)
                     qi += 1
 
     return asymmetric, symmetric
