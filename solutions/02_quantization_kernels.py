@@ -21,12 +21,14 @@
 # - call the library you will use at work, `sentence_transformers.util.quantize_embeddings`, with calibration
 #   ranges, and say exactly where it differs from your own kernel (floor against round, the int8 offset);
 # - measure what each precision costs in retrieval quality (nDCG@10) against what it saves in bytes per vector;
-# - avoid the two classic mistakes: a dot product of raw integer codes, and calibrating on a single query.
+# - avoid the two classic mistakes: a dot product of raw integer codes, and calibrating on a single query;
+# - search straight on int8 codes by folding the ranges into the query, and measure what a quarter of the bytes buys
+#   in speed.
 #
 # **Prerequisites:** notebook 01 (dense retrieval, nDCG@10); NumPy broadcasting and dtypes.
 #
-# **Expected time on a laptop CPU:** about 75 minutes of work (four exercises, one prediction, one written
-# question). Running it takes under a minute once notebook 01
+# **Expected time on a laptop CPU:** about 95 minutes of work (five exercises, one prediction, two written
+# questions). Running it takes under a minute once notebook 01
 # has cached the corpus embeddings (about 4 minutes otherwise); `COURSE_SMALL=1` uses the 1,500-document sub-corpus.
 #
 # **Data:** BEIR SciFact, CC BY-NC 2.0 (non-commercial use only). Cite Wadden et al. (2020) and Thakur et al. (2021).
@@ -50,14 +52,17 @@ import course_lib
 cfg = course_lib.setup(seed=0)
 
 # %%
+import time
+
 import numpy as np
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 from sentence_transformers.util import quantize_embeddings
 
-from course_lib import compression, quantization
+from course_lib import binary, compression, int8_search, quantization, search
 from course_lib.data import load_beir
+from course_lib.metrics import evaluate
 from course_lib.models import load_model
 from course_lib.tools.report import record
 
@@ -570,6 +575,180 @@ pd.DataFrame(study).round(4)
 # The full-corpus figures are in docs/RESULTS.md; `python benchmarks/quantization_quality.py` reproduces them.
 
 # %% [markdown]
+# ## 7. Search on the codes: fold the query into the ranges
+#
+# Every int8 score so far went through dequantization: rebuild $\hat x$ in float32, then take the dot product. A
+# search that does that for each document saves memory but costs time: every value is rebuilt before it is used.
+# The algebra says it need not. With $\mathrm{step}_j = (u_j - \ell_j)/255$ as in section 2, the stored int8 code
+# $c_j \in [-128, 127]$ stands for $\hat x_j = \ell_j + (c_j + 128)\,\mathrm{step}_j$, so for a float query $q$
+#
+# $$q \cdot \hat x \;=\; \underbrace{\sum_j q_j\,\ell_j \;+\; 128 \sum_j q_j\,\mathrm{step}_j}_{\beta(q)}
+# \;+\; \sum_j \underbrace{q_j\,\mathrm{step}_j}_{w_j(q)}\; c_j .$$
+#
+# Fold the ranges into the query once, $w = q \circ \mathrm{step}$ (element-wise) and the constant $\beta$ (the
+# *bias*), and every document costs $D$ multiply-adds straight on its $D$ code bytes, plus one addition: a quarter of
+# the bytes a float32 scan reads. This is the **asymmetric** scan (a float query against integer documents). Its
+# scores are those of dequantize-then-dot, up to float rounding. $\beta$ does not change the order of one query's
+# documents, but keep it: with it the scores are real inner products, comparable with float scores (a threshold, a
+# hybrid sum).
+#
+# **Exercise 2.5 · Fold the query** · difficulty 3/5 · about 15 minutes
+#
+# Write `fold_query(q, lower, upper)` for the int8 codes of Exercise 2.1 ($c$ in $[-128, 127]$, 256 levels over
+# $[\ell_j, u_j]$, so 255 steps). `q` is (Q, D), `lower` and `upper` are (D,) (float32 or float64). It returns `w`,
+# float32 of shape (Q, D), and `bias`, a float array of shape (Q,) (one $\beta$ per query), such that
+# `codes.astype(np.float32) @ w.T + bias` equals `(q @ dequantize_int8(codes, lower, upper).T).T` for *any* int8
+# codes, up to float rounding. It sees only the queries and the ranges: never the codes. (Compute in float64 and
+# cast `w` at the end: float32 minus float64 quietly gives float64.)
+
+# %% nbgrader={"grade": false, "grade_id": "fold_query", "locked": false, "schema_version": 3, "solution": true}
+def fold_query(q, lower, upper):
+    """Fold float queries ``q`` (Q, D) with int8 ranges ``lower``, ``upper`` (D,): ``w`` float32 (Q, D), ``bias`` (Q,)."""
+    ### BEGIN SOLUTION
+    q = np.asarray(q, dtype=np.float64)
+    lower = np.asarray(lower, dtype=np.float64)
+    step = (np.asarray(upper, dtype=np.float64) - lower) / 255.0  # (D,)
+    w = q * step  # (Q, D)
+    bias = q @ lower + 128 * w.sum(axis=1)  # (Q,) one constant per query
+    return w.astype(np.float32), bias
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "fold_query_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_w, _b = fold_query(np.array([[1.0, 0.5], [0.0, 2.0]]), np.array([-1.0, 0.0]), np.array([1.0, 2.0]))
+_codes = np.array([[-128, 127], [127, -128]], np.int8)  # they stand for [-1, 2] and [1, 0]
+assert np.asarray(_w).shape == (2, 2) and np.asarray(_w).dtype == np.float32, (np.shape(_w), np.asarray(_w).dtype)
+assert np.shape(_b) == (2,), f"bias must hold one value per query, shape (2,), got {np.shape(_b)}"
+# (N, Q) scores: query 0 gives 0 and 1, query 1 gives 4 and 0
+assert np.allclose(_codes.astype(np.float32) @ np.asarray(_w).T + _b, [[0.0, 4.0], [1.0, 0.0]], atol=1e-5), \
+    _codes.astype(np.float32) @ np.asarray(_w).T + _b
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(11)
+_x = _rng.standard_normal((400, 32)).astype(np.float32)
+_r = quantization.calibrate(_x, "percentile", 99.0)  # percentile ranges: some values clipped, still exact on codes
+_c = quantization.quantize_scalar(_x, _r, "int8")
+_q = _rng.standard_normal((5, 32)).astype(np.float32)
+_w, _b = fold_query(_q, _r.lower, _r.upper)
+_w, _b = np.asarray(_w), np.asarray(_b)
+assert _w.shape == (5, 32) and _w.dtype == np.float32 and _b.shape == (5,), (_w.shape, _w.dtype, _b.shape)
+_want = _q.astype(np.float64) @ quantization.dequantize_scalar(_c, _r).T.astype(np.float64)  # (5, 400)
+assert np.allclose((_c.astype(np.float64) @ _w.T.astype(np.float64) + _b).T, _want, atol=1e-4)
+_random_codes = _rng.integers(-128, 128, (50, 32)).astype(np.int8)  # any codes, not only those of _x
+assert np.allclose((_random_codes.astype(np.float64) @ _w.T.astype(np.float64) + _b).T,
+                   _q.astype(np.float64) @ quantization.dequantize_scalar(_random_codes, _r).T, atol=1e-4)
+_cw, _cb = int8_search.fold_query(_q[:1], _r, "int8")  # one query: the course's folding
+_w1, _b1 = fold_query(_q[:1], _r.lower, _r.upper)
+assert np.allclose(np.asarray(_w1), _cw, atol=1e-6) and np.allclose(np.asarray(_b1), _cb, atol=1e-4)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# On SciFact: the test queries folded your way, scored on the int8 codes with a plain NumPy product, against
+# dequantize-then-dot and against `int8_search.int8_topk`, the course's compiled version of the same folding (a
+# numba loop over the codes, with the top 10 selected during the scan, ties to the lower document index):
+
+# %%
+r_scan = quantization.calibrate(corpus_emb)  # min-max over the corpus, as in section 2
+codes_scan = quantization.quantize_scalar(corpus_emb, r_scan, "int8")  # (N, 384) int8: the only copy of the corpus
+w, bias = fold_query(task.query_emb, r_scan.lower, r_scan.upper)
+on_codes = (codes_scan.astype(np.float32) @ np.asarray(w).T + np.asarray(bias)).T  # (Q, N)
+kernel_s, kernel_i = int8_search.int8_topk(task.query_emb, codes_scan, r_scan, 100)  # (Q, 100) each
+scan_rows = {
+    "dequantize, then dot": task.dot_ndcg(task.query_emb, quantization.dequantize_scalar(codes_scan, r_scan)),
+    "your fold_query, NumPy on the codes": task.ndcg(on_codes),
+    "int8_search.int8_topk (compiled)": evaluate(search.run_from_topk(kernel_s, kernel_i, task.query_ids,
+                                                                      task.doc_ids), test.qrels)["ndcg@10"],
+}
+for name, value in scan_rows.items():
+    record(f"nDCG@10 on int8 codes, {name}", value)
+pd.DataFrame({"nDCG@10": scan_rows}).round(4)
+
+# %% [markdown]
+# The same figure three times. What the folding buys is speed, once the corpus is large enough that a scan waits on
+# memory: SciFact's 2 MB of int8 codes sit in the CPU's cache. So take a stand-in of 200,000 random unit vectors of
+# 384 dims (the speed of a scan does not depend on the values) and time one query against it: float32
+# (`search.topk`, 1,536 bytes a document), int8 codes (`int8_search.int8_topk`, 384 bytes) and sign bits
+# (`binary.hamming_topk`, 48 bytes; notebook 03), each on all the CPU's cores. Each is the median of 15 runs, taking
+# turns. **About 20 seconds.**
+#
+# Two limits decide how fast a scan goes. A **memory-bound** scan waits for the bytes to arrive from RAM: its speed is
+# the machine's read bandwidth (GB/s) divided by the bytes it reads, so a quarter of the bytes gives four times the
+# speed. A **compute-bound** scan waits on its own arithmetic (widening codes, multiply-adds, popcounts, keeping the
+# top 10): fewer bytes help less. As a reference, the cell also times a plain read of the float32 array (`np.sum`,
+# one core, nothing else). The dashed line is a purely memory-bound scan: speed proportional to 1 / bytes, through
+# the float32 point. The CPU's cache (tens of MB on most machines) holds the 9.6 MB of sign bits but not the 77 MB
+# of int8 codes or the 307 MB of float32.
+
+# %%
+rng = np.random.default_rng(0)
+stand_in = rng.standard_normal((200_000, 384), dtype=np.float32)
+stand_in /= np.linalg.norm(stand_in, axis=1, keepdims=True)
+probe = stand_in[:1] * 0.5 + rng.standard_normal((1, 384), dtype=np.float32) * 0.05  # near one document
+r_stand_in = quantization.calibrate(stand_in)
+stand_in_int8 = quantization.quantize_scalar(stand_in, r_stand_in, "int8")  # (200000, 384) int8
+stand_in_bits = quantization.quantize_binary(stand_in)  # (200000, 48) uint8
+probe_bits = quantization.quantize_binary(probe)
+scans = {"float32": (stand_in.shape[1] * 4, lambda: search.topk(probe, stand_in, 10)),
+         "int8 codes": (stand_in_int8.shape[1], lambda: int8_search.int8_topk(probe, stand_in_int8, r_stand_in, 10)),
+         "sign bits": (stand_in_bits.shape[1], lambda: binary.hamming_topk(probe_bits, stand_in_bits, 10))}
+seconds = {name: [] for name in scans} | {"read": []}
+for name, (_, fn) in scans.items():
+    fn()  # the first call compiles the kernels: not timed
+for _ in range(15):
+    for name, (_, fn) in scans.items():
+        start = time.perf_counter()
+        fn()
+        seconds[name].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    stand_in.sum()  # the reference: only read the float32 array, one core
+    seconds["read"].append(time.perf_counter() - start)
+speed = pd.DataFrame([{"scan": name, "bytes/doc": nbytes, "queries/s": 1 / np.median(seconds[name]),
+                       "GB/s read": stand_in.shape[0] * nbytes / np.median(seconds[name]) / 1e9}
+                      for name, (nbytes, _) in scans.items()]).set_index("scan")
+print(f"reading the float32 array alone (np.sum, one core): {stand_in.nbytes / np.median(seconds['read']) / 1e9:.1f} GB/s")
+numbers["int8_speedup"] = speed.loc["int8 codes", "queries/s"] / speed.loc["float32", "queries/s"]
+record("int8 scan speed-up over the float32 scan, 200,000 documents, one query", numbers["int8_speedup"], "x")
+fig, ax = plt.subplots(figsize=(6.5, 4))
+ax.plot(speed["bytes/doc"], speed["queries/s"], "o", ms=8)
+for name, row in speed.iterrows():
+    ax.annotate(f"{name}\n{row['queries/s']:.0f} q/s, {row['GB/s read']:.1f} GB/s", (row["bytes/doc"], row["queries/s"]),
+                fontsize=8, xytext=(6, -4), textcoords="offset points")
+span = np.array([40, 2000])  # bytes per document
+ax.plot(span, speed.loc["float32", "queries/s"] * speed.loc["float32", "bytes/doc"] / span, "k--", lw=1,
+        label="speed proportional to 1 / bytes")
+ax.set(xscale="log", yscale="log", xlabel="bytes per document (log scale)", ylabel="queries per second (log scale)",
+       title="Exact scans of 200,000 documents, one query")
+ax.legend(loc="lower left")
+plt.show()
+speed.round(1)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_int8_scan", "locked": false, "points": 2, "schema_version": 3, "solution": true}
+# **Question (2 points, graded by hand).** (a) The int8 scan reads a quarter of the bytes of the float32 scan. Is it
+# four times faster in the plot above? Say what limits each of the three scans, using the GB/s column. (b) The
+# *symmetric* variant quantizes the query too and multiplies int8 by int8 in integers, the fastest arithmetic a CPU
+# has. With the ranges of this notebook (a different step for every dimension), $\hat a \cdot \hat x$ is not an
+# integer dot product of the codes times one constant. Why not, and what would make it one?
+#
+# ### BEGIN SOLUTION
+# (a) Not quite: on 2 cores the int8 scan measured about 2-4x the float32 scan (run-dependent), not 4x. The float32
+# scan is limited by memory bandwidth (its GB/s is close to what the machine can read, 20-30 GB/s here). The int8 scan
+# reads a quarter of that, but each byte costs arithmetic too (widen to float, multiply-add), so on few cores it is
+# partly limited by compute, at a lower GB/s. The Hamming scan reads 32x fewer bytes than float32 and is far from
+# memory-bound: its cost is the XOR/popcount work and the top-k selection, so it gains much less than 32x.
+# (b) $\hat a_j \hat x_j = (\ell_j + s_j(a_j + 128))(\ell_j + s_j(c_j + 128))$ contains $s_j^2 a_j c_j$: each
+# dimension's integer product carries its own weight $s_j^2$, so $\sum_j a_j c_j$ times one constant is not the
+# score (the raw-code dot product of section 5 makes exactly this mistake). With one step $s$ shared by every
+# dimension (widen each range to the widest: `int8_search.shared_step`), the score becomes
+# $\sum_j u_j^2 + s\sum_j u_j a_j + s\sum_j u_j c_j + s^2 \sum_j a_j c_j$ with $u_j = \ell_j + 128 s$: a constant per
+# query, a constant per document (stored with the index) and one integer dot product, summed in int32 (int8 x int8
+# in int8 would overflow). The price: narrow dimensions get fewer levels. (Symmetric per-vector or global scales,
+# as in LLM int8 inference, are the other way to get there.)
+#
+# Rubric: 2 points: (a) names bandwidth as the float32 limit and compute (or the selection) as what keeps int8 below
+# 4x and binary far below 32x, with the measured speeds; AND (b) identifies the per-dimension weight $s_j^2$ (or
+# "the step differs per dimension") and a shared step (or a single scale) as the fix. 1 point: one of the two.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Summary
 #
 # The numbers below are measured by this run (small mode uses 1,500 documents; full mode all 5,183).
@@ -590,6 +769,9 @@ summary = [
      f"8 bits: {n['mse8_minmax']:.1e} vs {n['mse8_pct']:.1e}"),
     ("low bit widths", "percentile chosen on train queries",
      f"retention int4 {n['int4_pct']:.1%}, int2 {n['int2_pct']:.1%} (min-max {n['int2_minmax']:.1%})"),
+    ("search on int8 codes", "fold the ranges into the query: $w = q \\circ \\mathrm{step}$, "
+     "$b = q \\cdot \\ell + 128 \\sum_j w_j$; `int8_search.int8_topk`",
+     f"the same nDCG@10 as dequantize-then-dot; {n['int8_speedup']:.1f}x the float32 scan on 200,000 documents"),
     ("binary", '`np.packbits(x > 0, axis=1)` = `quantize_embeddings(x, "ubinary")`; big-endian bits',
      f"48 bytes, 32x smaller; Hamming only: retention {n['binary']:.1%} (notebook 03 rescores)"),
 ]
@@ -597,7 +779,8 @@ display(Markdown("\n".join(["| what | API | measured here |", "|---|---|---|"]
                            + [f"| {what} | {api} | {value} |" for what, api, value in summary]) + """
 
 **Remember:** calibrate once on a large sample and store the ranges with the index; never calibrate on a batch or
-a query; never dot raw integer codes; sentence-transformers floors, so read its codes back at the bucket centre.
+a query; never dot raw integer codes, fold the ranges into the query instead (then the scan reads a quarter of the
+bytes); sentence-transformers floors, so read its codes back at the bucket centre.
 """))
 
 # %% [markdown]
@@ -607,7 +790,11 @@ a query; never dot raw integer codes; sentence-transformers floors, so read its 
 #   256 centroids learned by k-means (faiss `IndexPQ`, `IndexIVFPQ`; `OPQMatrix` learns a rotation first). 16 to 64
 #   bytes a document, with distances computed from lookup tables instead of dequantizing.
 # - **faiss scalar quantizers**: `IndexScalarQuantizer` with `QT_8bit`, `QT_4bit`, `QT_fp16` does this notebook's
-#   int8 and int4 inside an index, with trained per-dimension ranges.
+#   int8 and int4 inside an index, with trained per-dimension ranges. `benchmarks/bench_int8_scan.py` times it against
+#   the course's int8 kernels on a million documents.
+# - **Symmetric int8**: `int8_search.symmetric_topk` scores int8 query codes against int8 codes with integer dot
+#   products summed in int32, over ranges that share one step (`int8_search.shared_step`); CPUs with VNNI
+#   instructions (and GPUs' int8 tensor cores) do those four at a time.
 # - **Rotations before quantizing**: a random orthogonal rotation spreads outlier dimensions over all dimensions, so
 #   one range fits all (the idea behind RaBitQ and the rotations in LLM quantization such as QuaRot).
 # - **Quantization-aware embeddings**: Matryoshka + int8/binary (notebook 05) and models trained with a binary or

@@ -73,8 +73,8 @@ import torch
 from IPython.display import Markdown, display
 from scipy.stats import kendalltau
 
-from course_lib import (adaptor, backends, binary, colbert, csr, finetune, frontier, hybrid, matryoshka, maxsim,
-                        quantization, search, sparse)
+from course_lib import (adaptor, backends, binary, colbert, csr, finetune, frontier, hybrid, int8_search, matryoshka,
+                        maxsim, quantization, search, sparse)
 from course_lib.compression import Retrieval
 from course_lib.data import document_text, known_item_queries, load_beir, load_folder
 from course_lib.eval import unseen_document_qrels
@@ -124,7 +124,9 @@ print(f"{len(doc_ids):,} documents, {len(query_ids)} test queries, {len(unseen)}
 #   machine's CPU; encoding the query is left out (the same model call for every dense row).
 #
 # `frontier.measure(name, family, bytes, search, ...)` runs one configuration's `search()`, times it and scores it.
-# Every configuration returns the top 10 documents per query, so the timings compare like with like.
+# Every configuration returns the top 10 documents per query, so the timings compare like with like. The int8 rows
+# come twice: faiss's `IndexScalarQuantizer` (its own 8-bit ranges) and the course's scan on int8 codes with the
+# query folded into the ranges (notebook 02, section 7), the same 384 bytes a document.
 
 # %%
 K = 10
@@ -152,7 +154,8 @@ def faiss_flat(kind, x):
     return index
 
 
-binary.hamming_topk(np.zeros((1, 48), np.uint8), np.zeros((2, 48), np.uint8), 1)  # compile the kernel: not timed
+binary.hamming_topk(np.zeros((1, 48), np.uint8), np.zeros((2, 48), np.uint8), 1)  # compile the kernels: not timed
+int8_search.int8_topk(np.ones((1, 2), np.float32), np.zeros((2, 2), np.int8), quantization.calibrate(np.eye(2)), 1)
 rows = []
 for label, task in [("base", tasks["base"]), ("fine-tuned", tasks["tuned"])]:
     q, c = task.query_emb, task.corpus_emb  # (Q, 384), (N, 384) float32
@@ -163,6 +166,8 @@ for label, task in [("base", tasks["base"]), ("fine-tuned", tasks["tuned"])]:
         rows.append(measure(f"{label} {kind}", family, nbytes, lambda: index.search(q, K)))
     codes, r8 = quantization.quantize_binary(c), quantization.calibrate(c)
     int8_store = quantization.quantize_scalar(c, r8, "int8")  # (N, 384) int8: the rescoring store
+    rows.append(measure(f"{label} int8 (course kernel)", family, int8_store.shape[1],
+                        lambda: int8_search.int8_topk(q, int8_store, r8, K)))  # notebook 02: the query folded
     rows.append(measure(f"{label} binary (Hamming)", family, codes.shape[1],
                         lambda: hamming(quantization.quantize_binary(q), codes)))
     rows.append(measure(f"{label} binary + int8 rescore x4", family, codes.shape[1] + c.shape[1],
