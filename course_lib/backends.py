@@ -195,8 +195,10 @@ class CpuEncoder:
         if backend == "openvino":
             import openvino as ov
 
+            # fp32 stated, not assumed: on a CPU with native bf16 (AVX512-BF16, AMX) OpenVINO otherwise runs in
+            # bf16 and the embeddings move by about 1e-3
             compiled = ov.Core().compile_model(ov.convert_model(str(path)), "CPU",
-                                               {"INFERENCE_NUM_THREADS": threads})
+                                               {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
             self._run = lambda feed: compiled(feed)[0]
         else:
             import onnxruntime as ort
