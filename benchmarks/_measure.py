@@ -41,3 +41,11 @@ def timed(fns: dict, repeat: int, block: int = 1) -> dict[str, float]:
 def read_bandwidth_fns(x: np.ndarray) -> dict:
     """Two ways to read ``x`` once (2-D float32 or uint64): numba on all cores, and np.sum on one core."""
     return {"read (numba, all cores)": lambda: _read_all(x), "read (np.sum, 1 core)": lambda: x.sum()}
+
+
+def dram_bandwidth(repeat: int, rng: np.random.Generator) -> dict[str, float]:
+    """GB/s of reading a 1 GiB buffer (the STREAM rule: far larger than the L3, so it is DRAM bandwidth), each of the
+    two ways of :func:`read_bandwidth_fns`, median of ``repeat`` rounds."""
+    buffer = rng.integers(0, 2 ** 63, (2 ** 27 // 16, 16), dtype=np.uint64)  # 1 GiB
+    seconds = timed(read_bandwidth_fns(buffer), repeat)
+    return {name: buffer.nbytes / 1e9 / sec for name, sec in seconds.items()}

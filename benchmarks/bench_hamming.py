@@ -18,7 +18,7 @@ import argparse
 import faiss
 import numba
 import numpy as np
-from _measure import read_bandwidth_fns, timed
+from _measure import dram_bandwidth, read_bandwidth_fns, timed
 
 from course_lib.binary import faiss_binary_index, hamming_topk
 from course_lib.search import topk
@@ -33,13 +33,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"N = {args.n:,}, k = {args.k}, numba threads {numba.get_num_threads()}, "
           f"faiss threads {faiss.omp_get_max_threads()}, median of {args.repeat}\n")
-    buffer = rng.integers(0, 2 ** 63, (2 ** 27 // 16, 16), dtype=np.uint64)  # 1 GiB
-    bw = timed(read_bandwidth_fns(buffer), args.repeat)
-    bandwidth = buffer.nbytes / 1e9 / min(bw.values())
+    rates = dram_bandwidth(args.repeat, rng)
+    bandwidth = max(rates.values())
     print(f"memory read bandwidth on a 1 GiB buffer: {bandwidth:.1f} GB/s "
-          f"(numba all cores {buffer.nbytes / 1e9 / bw['read (numba, all cores)']:.1f}, "
-          f"np.sum one core {buffer.nbytes / 1e9 / bw['read (np.sum, 1 core)']:.1f})\n")
-    del buffer
+          f"(numba all cores {rates['read (numba, all cores)']:.1f}, np.sum one core {rates['read (np.sum, 1 core)']:.1f})\n")
     qps_binary = {}
     for bits in (1024, 384):
         codes = rng.integers(0, 256, (args.n, bits // 8), dtype=np.uint8)

@@ -26,7 +26,7 @@ import argparse
 import faiss
 import numba
 import numpy as np
-from _measure import read_bandwidth_fns, timed
+from _measure import dram_bandwidth, timed
 
 from course_lib import int8_search as S
 from course_lib.binary import hamming_topk
@@ -60,12 +60,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"N = {args.n:,} x {args.dim} dims, k = {args.k}, numba threads {numba.get_num_threads()}, "
           f"faiss threads {faiss.omp_get_max_threads()}, median of {args.repeat}\n")
-    buffer = rng.integers(0, 2 ** 63, (2 ** 27 // 16, 16), dtype=np.uint64)  # 1 GiB: far larger than the L3
-    bw = timed(read_bandwidth_fns(buffer), args.repeat)
-    bandwidth = buffer.nbytes / 1e9 / bw["read (numba, all cores)"]
+    rates = dram_bandwidth(args.repeat, rng)
+    bandwidth = rates["read (numba, all cores)"]
     print(f"memory read bandwidth on a 1 GiB buffer: {bandwidth:.1f} GB/s (numba, all cores; np.sum on one core "
-          f"{buffer.nbytes / 1e9 / bw['read (np.sum, 1 core)']:.1f})\n")
-    del buffer
+          f"{rates['read (np.sum, 1 core)']:.1f})\n")
 
     x = np.empty((args.n, args.dim), np.float32)
     for start in range(0, args.n, 100_000):  # unit vectors, made in blocks

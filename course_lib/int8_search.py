@@ -46,7 +46,8 @@ from course_lib import validation as V
 from course_lib.quantization import Ranges
 from course_lib.search import BLOCK_BYTES, _select_topk
 
-INT32_SAFE_DIMS = (2 ** 31 - 1) // (128 * 128)  # int8 x int8 products summed in int32 cannot overflow below this
+INT32_SAFE_DIMS = (2 ** 31 - 1) // (128 * 128)
+_NO_TERMS = np.zeros(1, np.float64)  # the asymmetric kernel has no per-document term  # int8 x int8 products summed in int32 cannot overflow below this
 TILE = 512  # documents per tile: 512 x 384 B = 192 KiB of codes stays in L2 while the queries pass over it
 QUERY_GROUP = 4  # queries scored per pass over a tile's codes
 
@@ -219,106 +220,104 @@ def _kernels():
         hs[qi, pos], hi[qi, pos] = s, i
         return size
 
-    @numba.njit(parallel=True, fastmath={"reassoc", "contract", "nsz"}, cache=True)
-    def asymmetric(w, bias, codes, bounds, tile, out_s, out_i):
-        # w (Q, D) f32, bias (Q,) f32, codes (N, D) i8/u8; task t scans rows bounds[t]:bounds[t+1]
-        # -> out_s/out_i (T, Q, k): each task's best k per query (unsorted; -inf/-1 where it saw fewer than k)
-        nq, d = w.shape
-        ntasks = bounds.shape[0] - 1
-        for t in numba.prange(ntasks):
-            hs, hi = out_s[t], out_i[t]
-            sizes = np.zeros(nq, np.int64)
-            for lo in range(bounds[t], bounds[t + 1], tile):
-                hi_row = min(bounds[t + 1], lo + tile)
-                qi = 0
-                while qi + 4 <= nq:  # four queries per load of a document's codes
-                    for i in range(lo, hi_row):
-                        a0 = np.float32(0.0)
-                        a1 = np.float32(0.0)
-                        a2 = np.float32(0.0)
-                        a3 = np.float32(0.0)
-                        for j in range(d):
-                            x = np.float32(codes[i, j])
-                            a0 += w[qi, j] * x
-                            a1 += w[qi + 1, j] * x
-                            a2 += w[qi + 2, j] * x
-                            a3 += w[qi + 3, j] * x
-                        for g, a in enumerate((a0, a1, a2, a3)):
-                            s = a + bias[qi + g]
-                            if sizes[qi + g] < hs.shape[1] or s > hs[qi + g, 0]:
-                                sizes[qi + g] = push(hs, hi, qi + g, sizes[qi + g], s, i)
-                    qi += 4
-                while qi < nq:  # a lone query: four documents at a time, four independent sums in flight
-                    for i in range(lo, hi_row, 4):
-                        # past the tile's end the last row is scored again and not kept: every document takes
-                        # the same code path, so equal codes get bit-equal scores and ties stay exact
-                        i1, i2, i3 = min(i + 1, hi_row - 1), min(i + 2, hi_row - 1), min(i + 3, hi_row - 1)
-                        a0 = np.float32(0.0)
-                        a1 = np.float32(0.0)
-                        a2 = np.float32(0.0)
-                        a3 = np.float32(0.0)
-                        for j in range(d):
-                            wj = w[qi, j]
-                            a0 += wj * np.float32(codes[i, j])
-                            a1 += wj * np.float32(codes[i1, j])
-                            a2 += wj * np.float32(codes[i2, j])
-                            a3 += wj * np.float32(codes[i3, j])
-                        for g, a in enumerate((a0, a1, a2, a3)):
-                            if i + g < hi_row:
-                                s = a + bias[qi]
-                                if sizes[qi] < hs.shape[1] or s > hs[qi, 0]:
-                                    sizes[qi] = push(hs, hi, qi, sizes[qi], s, i + g)
-                    qi += 1
+    fast = {"reassoc", "contract", "nsz"}  # reassociation lets LLVM vectorize the sums over dimensions
 
-    @numba.njit(parallel=True, fastmath={"reassoc", "contract", "nsz"}, cache=True)
-    def symmetric(a, base, scale2, doc_terms, codes, bounds, tile, out_s, out_i):
-        # a (Q, D) i8, base (Q,) f64, doc_terms (N,) f64, codes (N, D) i8; score = base + doc_term + s^2 * int dot
-        nq, d = a.shape
-        ntasks = bounds.shape[0] - 1
-        for t in numba.prange(ntasks):
-            hs, hi = out_s[t], out_i[t]
-            sizes = np.zeros(nq, np.int64)
-            for lo in range(bounds[t], bounds[t + 1], tile):
-                hi_row = min(bounds[t + 1], lo + tile)
-                qi = 0
-                while qi + 4 <= nq:
-                    for i in range(lo, hi_row):
-                        d0 = np.int32(0)
-                        d1 = np.int32(0)
-                        d2 = np.int32(0)
-                        d3 = np.int32(0)
-                        for j in range(d):  # every product widened before the sum: no int8 wrap-around
-                            x = np.int32(codes[i, j])
-                            # numba widens int32 arithmetic to int64: cast back, so the sum stays int32 (it fits)
-                            d0 = np.int32(d0 + np.int32(a[qi, j]) * x)
-                            d1 = np.int32(d1 + np.int32(a[qi + 1, j]) * x)
-                            d2 = np.int32(d2 + np.int32(a[qi + 2, j]) * x)
-                            d3 = np.int32(d3 + np.int32(a[qi + 3, j]) * x)
-                        for g, dot in enumerate((d0, d1, d2, d3)):
-                            s = np.float32(base[qi + g] + doc_terms[i] + scale2 * dot)
-                            if sizes[qi + g] < hs.shape[1] or s > hs[qi + g, 0]:
-                                sizes[qi + g] = push(hs, hi, qi + g, sizes[qi + g], s, i)
-                    qi += 4
-                while qi < nq:  # a lone query: four documents at a time, as in the asymmetric kernel
-                    for i in range(lo, hi_row, 4):
-                        i1, i2, i3 = min(i + 1, hi_row - 1), min(i + 2, hi_row - 1), min(i + 3, hi_row - 1)
-                        d0 = np.int32(0)
-                        d1 = np.int32(0)
-                        d2 = np.int32(0)
-                        d3 = np.int32(0)
-                        for j in range(d):
-                            y = np.int32(a[qi, j])
-                            d0 = np.int32(d0 + y * np.int32(codes[i, j]))
-                            d1 = np.int32(d1 + y * np.int32(codes[i1, j]))
-                            d2 = np.int32(d2 + y * np.int32(codes[i2, j]))
-                            d3 = np.int32(d3 + y * np.int32(codes[i3, j]))
-                        for g, dot in enumerate((d0, d1, d2, d3)):
-                            if i + g < hi_row:
-                                s = np.float32(base[qi] + doc_terms[i + g] + scale2 * dot)
-                                if sizes[qi] < hs.shape[1] or s > hs[qi, 0]:
-                                    sizes[qi] = push(hs, hi, qi, sizes[qi], s, i + g)
-                    qi += 1
+    # The two kernels differ only in how a document's raw sum is made and finished into a score:
+    # asymmetric: float sums of w_j * c_j, score = sum + bias (per query);
+    # symmetric: int32 sums of a_j * c_j (each product widened first: no int8 wrap-around), score =
+    # base (per query) + doc_term (per document) + s^2 * sum.
 
+    @numba.njit(inline="always", fastmath=fast)
+    def float_sums(w, qi, codes, r0, r1, r2, r3, four_queries):
+        # four queries against row r0, or one query against rows r0..r3: four independent sums in flight
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        a2 = np.float32(0.0)
+        a3 = np.float32(0.0)
+        if four_queries:
+            for j in range(w.shape[1]):
+                x = np.float32(codes[r0, j])
+                a0 += w[qi, j] * x
+                a1 += w[qi + 1, j] * x
+                a2 += w[qi + 2, j] * x
+                a3 += w[qi + 3, j] * x
+        else:
+            for j in range(w.shape[1]):
+                wj = w[qi, j]
+                a0 += wj * np.float32(codes[r0, j])
+                a1 += wj * np.float32(codes[r1, j])
+                a2 += wj * np.float32(codes[r2, j])
+                a3 += wj * np.float32(codes[r3, j])
+        return a0, a1, a2, a3
+
+    @numba.njit(inline="always", fastmath=fast)
+    def int_sums(a, qi, codes, r0, r1, r2, r3, four_queries):
+        # numba widens int32 arithmetic to int64: cast back, so the sums stay int32 (they fit: INT32_SAFE_DIMS)
+        d0 = np.int32(0)
+        d1 = np.int32(0)
+        d2 = np.int32(0)
+        d3 = np.int32(0)
+        if four_queries:
+            for j in range(a.shape[1]):
+                x = np.int32(codes[r0, j])
+                d0 = np.int32(d0 + np.int32(a[qi, j]) * x)
+                d1 = np.int32(d1 + np.int32(a[qi + 1, j]) * x)
+                d2 = np.int32(d2 + np.int32(a[qi + 2, j]) * x)
+                d3 = np.int32(d3 + np.int32(a[qi + 3, j]) * x)
+        else:
+            for j in range(a.shape[1]):
+                y = np.int32(a[qi, j])
+                d0 = np.int32(d0 + y * np.int32(codes[r0, j]))
+                d1 = np.int32(d1 + y * np.int32(codes[r1, j]))
+                d2 = np.int32(d2 + y * np.int32(codes[r2, j]))
+                d3 = np.int32(d3 + y * np.int32(codes[r3, j]))
+        return d0, d1, d2, d3
+
+    @numba.njit(inline="always")
+    def float_score(total, query_const, doc_terms, i, scale2):
+        return total + query_const
+
+    @numba.njit(inline="always")
+    def int_score(total, query_const, doc_terms, i, scale2):
+        return np.float32(query_const + doc_terms[i] + scale2 * total)
+
+    def make_scan(sums, score):
+        @numba.njit(parallel=True, fastmath=fast, cache=True)
+        def scan(queries, query_const, codes, doc_terms, scale2, bounds, tile, out_s, out_i):
+            # queries (Q, D), codes (N, D); task t scans rows bounds[t]:bounds[t+1]
+            # -> out_s/out_i (T, Q, k): each task's best k per query (unsorted; -inf/-1 where it saw fewer than k)
+            nq = queries.shape[0]
+            k = out_s.shape[2]
+            for t in numba.prange(bounds.shape[0] - 1):
+                hs, hi = out_s[t], out_i[t]
+                sizes = np.zeros(nq, np.int64)
+                for lo in range(bounds[t], bounds[t + 1], tile):  # a tile of codes stays in cache for all queries
+                    end = min(bounds[t + 1], lo + tile)
+                    qi = 0
+                    while qi + 4 <= nq:  # four queries per load of a document's codes
+                        for i in range(lo, end):
+                            for g, total in enumerate(sums(queries, qi, codes, i, i, i, i, True)):
+                                s = score(total, query_const[qi + g], doc_terms, i, scale2)
+                                if sizes[qi + g] < k or s > hs[qi + g, 0]:
+                                    sizes[qi + g] = push(hs, hi, qi + g, sizes[qi + g], s, i)
+                        qi += 4
+                    while qi < nq:  # a lone query: four documents at a time
+                        for i in range(lo, end, 4):
+                            # past the tile's end the last row is scored again and not kept: every document takes
+                            # the same code path, so equal codes get bit-equal scores and ties stay exact
+                            last = end - 1
+                            totals = sums(queries, qi, codes, i, min(i + 1, last), min(i + 2, last),
+                                          min(i + 3, last), False)
+                            for g, total in enumerate(totals):
+                                if i + g < end:
+                                    s = score(total, query_const[qi], doc_terms, i + g, scale2)
+                                    if sizes[qi] < k or s > hs[qi, 0]:
+                                        sizes[qi] = push(hs, hi, qi, sizes[qi], s, i + g)
+                        qi += 1
+        return scan
+
+    asymmetric = make_scan(float_sums, float_score)
+    symmetric = make_scan(int_sums, int_score)
     return asymmetric, symmetric
 
 
@@ -393,8 +392,8 @@ def int8_topk(query_emb: np.ndarray, codes: np.ndarray, ranges: Ranges, k: int, 
     >>> x = np.array([[1, 0], [0, 1], [0.6, 0.8], [-1, 0]], np.float32)
     >>> r = calibrate(x)
     >>> s, i = int8_topk(np.array([[0.8, 0.6]], np.float32), quantize_scalar(x, r), r, k=2)
-    >>> i.tolist(), s.round(2).tolist()
-    ([[2, 0]], [[0.96, 0.8]])
+    >>> i.tolist(), [round(float(v), 2) for v in s[0]]
+    ([[2, 0]], [0.96, 0.8])
     """
     codes = _check_int_codes("codes", codes)
     q = V.check_matrix("query_emb", query_emb)
@@ -410,7 +409,8 @@ def int8_topk(query_emb: np.ndarray, codes: np.ndarray, ranges: Ranges, k: int, 
     starts, per = _query_blocks(q.shape[0], k)
     for start in starts:
         rows = slice(start, start + per)
-        out_s[rows], out_i[rows] = _run(asymmetric, (w[rows], b[rows], c), c.shape[0], w[rows].shape[0], k)
+        out_s[rows], out_i[rows] = _run(asymmetric, (w[rows], b[rows], c, _NO_TERMS, 0.0), c.shape[0],
+                                        w[rows].shape[0], k)
     return out_s, out_i
 
 
@@ -491,7 +491,7 @@ def symmetric_topk(query_codes: np.ndarray, codes: np.ndarray, ranges: Ranges, k
     starts, per = _query_blocks(a.shape[0], k)
     for start in starts:
         rows = slice(start, start + per)
-        out_s[rows], out_i[rows] = _run(symmetric, (a[rows], base[rows], s * s, doc_terms, c), c.shape[0],
+        out_s[rows], out_i[rows] = _run(symmetric, (a[rows], base[rows], c, doc_terms, s * s), c.shape[0],
                                         a[rows].shape[0], k)
     return out_s, out_i
 
