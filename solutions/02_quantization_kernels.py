@@ -729,11 +729,14 @@ speed.round(1)
 # integer dot product of the codes times one constant. Why not, and what would make it one?
 #
 # ### BEGIN SOLUTION
-# (a) Not quite: on 2 cores the int8 scan measured about 2-4x the float32 scan (run-dependent), not 4x. The float32
-# scan is limited by memory bandwidth (its GB/s is close to what the machine can read, 20-30 GB/s here). The int8 scan
-# reads a quarter of that, but each byte costs arithmetic too (widen to float, multiply-add), so on few cores it is
-# partly limited by compute, at a lower GB/s. The Hamming scan reads 32x fewer bytes than float32 and is far from
-# memory-bound: its cost is the XOR/popcount work and the top-k selection, so it gains much less than 32x.
+# (a) Not quite. In the full-mode run on 2 cores (2026-11-30): float32 161 queries/s at 49 GB/s, int8 427 queries/s
+# (2.7x) at 33 GB/s, sign bits 2,423 queries/s (15x) at 23 GB/s; `np.sum` read 20 GB/s on one core, so both cores
+# read about twice that. The float32 scan runs at the machine's read bandwidth: it is memory-bound. The int8 scan
+# reads a quarter of the bytes but at two thirds of the bandwidth: each byte also costs arithmetic (widen to float,
+# multiply-add, keep the top 10), so on two cores it is partly compute-bound and gains 2.7x, not 4x. The sign bits
+# (9.6 MB) sit in the cache and their GB/s is lower still: XOR, popcount and the selection of the top 10 limit them,
+# so 32x fewer bytes buy about 15x. (On a million documents, `benchmarks/bench_int8_scan.py` measured the int8 scan
+# at 3.4x the float32 one and 78% of the bandwidth.)
 # (b) $\hat a_j \hat x_j = (\ell_j + s_j(a_j + 128))(\ell_j + s_j(c_j + 128))$ contains $s_j^2 a_j c_j$: each
 # dimension's integer product carries its own weight $s_j^2$, so $\sum_j a_j c_j$ times one constant is not the
 # score (the raw-code dot product of section 5 makes exactly this mistake). With one step $s$ shared by every
