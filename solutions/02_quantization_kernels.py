@@ -667,7 +667,7 @@ for name, value in scan_rows.items():
 pd.DataFrame({"nDCG@10": scan_rows}).round(4)
 
 # %% [markdown]
-# The same figure three times. What the folding buys is speed, once the corpus is large enough that a scan waits on
+# The same figure each way. What the folding buys is speed, once the corpus is large enough that a scan waits on
 # memory: SciFact's 2 MB of int8 codes sit in the CPU's cache. So take a stand-in of 200,000 random unit vectors of
 # 384 dims (the speed of a scan does not depend on the values) and time one query against it: float32
 # (`search.topk`, 1,536 bytes a document), int8 codes (`int8_search.int8_topk`, 384 bytes) and sign bits
