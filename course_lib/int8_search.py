@@ -338,20 +338,33 @@ def _merge(cand_s: np.ndarray, cand_i: np.ndarray, k: int) -> tuple[np.ndarray, 
     return np.take_along_axis(s, order, axis=1), np.take_along_axis(i, order, axis=1)
 
 
-def _run(kernel, args, n: int, nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    bounds = _tasks(n, k)
-    out_s = np.full((bounds.size - 1, nq, k), -np.inf, np.float32)  # (T, Q, k)
-    out_i = np.full((bounds.size - 1, nq, k), -1, np.int64)  # (T, Q, k)
-    kernel(*args, bounds, TILE, out_s, out_i)
-    return _merge(out_s, out_i, k)
+def _scan_all(kernel, queries, query_const, codes, doc_terms, scale2: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run a scan kernel over all documents, in blocks of queries whose (T, Q, k) heaps stay near BLOCK_BYTES."""
+    c = np.ascontiguousarray(codes)
+    bounds = _tasks(c.shape[0], k)
+    nq = queries.shape[0]
+    per = max(1, BLOCK_BYTES // (12 * k * (bounds.size - 1)))  # 12 bytes a heap slot: float32 score, int64 index
+    out_s = np.empty((nq, k), np.float32)  # (Q, k)
+    out_i = np.empty((nq, k), np.int64)  # (Q, k)
+    for start in range(0, nq, per):
+        rows = slice(start, start + per)
+        b = queries[rows].shape[0]
+        heap_s = np.full((bounds.size - 1, b, k), -np.inf, np.float32)  # (T, b, k)
+        heap_i = np.full((bounds.size - 1, b, k), -1, np.int64)  # (T, b, k)
+        kernel(queries[rows], query_const[rows], c, doc_terms, scale2, bounds, TILE, heap_s, heap_i)
+        out_s[rows], out_i[rows] = _merge(heap_s, heap_i, k)
+    return out_s, out_i
 
 
-def _query_blocks(nq: int, k: int):
-    """Queries per kernel call, so that the (T, Q, k) heaps stay near BLOCK_BYTES."""
-    import numba
-
-    per = max(1, BLOCK_BYTES // (12 * k * 4 * numba.get_num_threads()))
-    return range(0, nq, per), per
+def _asymmetric_inputs(query_emb, codes, ranges, k, bits):
+    codes = _check_int_codes("codes", codes)
+    q = V.check_matrix("query_emb", query_emb)
+    V.check_same_dims("query_emb", q, "codes", codes)
+    k = V.check_k(k, codes.shape[0])
+    bits = _check_bits_for(codes, bits)
+    w, b = fold_query(q, ranges, codes.dtype.name, bits)  # (Q, D), (Q,)
+    _check_bound(float((np.abs(b.astype(np.float64)) + 255 * np.abs(w.astype(np.float64)).sum(axis=1)).max()))
+    return codes, k, w, b
 
 
 def _check_bound(bound: float) -> None:
@@ -395,35 +408,14 @@ def int8_topk(query_emb: np.ndarray, codes: np.ndarray, ranges: Ranges, k: int, 
     >>> i.tolist(), [round(float(v), 2) for v in s[0]]
     ([[2, 0]], [0.96, 0.8])
     """
-    codes = _check_int_codes("codes", codes)
-    q = V.check_matrix("query_emb", query_emb)
-    V.check_same_dims("query_emb", q, "codes", codes)
-    k = V.check_k(k, codes.shape[0])
-    bits = _check_bits_for(codes, bits)
-    w, b = fold_query(q, ranges, codes.dtype.name, bits)  # (Q, D), (Q,)
-    _check_bound(float((np.abs(b.astype(np.float64)) + 255 * np.abs(w.astype(np.float64)).sum(axis=1)).max()))
-    asymmetric, _ = _kernels()
-    c = np.ascontiguousarray(codes)
-    out_s = np.empty((q.shape[0], k), np.float32)  # (Q, k)
-    out_i = np.empty((q.shape[0], k), np.int64)  # (Q, k)
-    starts, per = _query_blocks(q.shape[0], k)
-    for start in starts:
-        rows = slice(start, start + per)
-        out_s[rows], out_i[rows] = _run(asymmetric, (w[rows], b[rows], c, _NO_TERMS, 0.0), c.shape[0],
-                                        w[rows].shape[0], k)
-    return out_s, out_i
+    codes, k, w, b = _asymmetric_inputs(query_emb, codes, ranges, k, bits)  # w (Q, D), b (Q,)
+    return _scan_all(_kernels()[0], w, b, codes, _NO_TERMS, 0.0, k)
 
 
 def int8_topk_reference(query_emb: np.ndarray, codes: np.ndarray, ranges: Ranges, k: int, bits: int = 8
                         ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`int8_topk` in readable NumPy: fold the query, ``codes @ w.T + b`` over all documents, select."""
-    codes = _check_int_codes("codes", codes)
-    q = V.check_matrix("query_emb", query_emb)
-    V.check_same_dims("query_emb", q, "codes", codes)
-    k = V.check_k(k, codes.shape[0])
-    bits = _check_bits_for(codes, bits)
-    w, b = fold_query(q, ranges, codes.dtype.name, bits)  # (Q, D), (Q,)
-    _check_bound(float((np.abs(b.astype(np.float64)) + 255 * np.abs(w.astype(np.float64)).sum(axis=1)).max()))
+    codes, k, w, b = _asymmetric_inputs(query_emb, codes, ranges, k, bits)  # w (Q, D), b (Q,)
     scores = codes.astype(np.float32) @ w.T + b  # (N, Q): the documents' codes, never dequantized
     return _select_topk(np.ascontiguousarray(scores.T), k)
 
@@ -484,16 +476,7 @@ def symmetric_topk(query_codes: np.ndarray, codes: np.ndarray, ranges: Ranges, k
     [[2, 0]]
     """
     query_codes, codes, k, s, doc_terms, base = _symmetric_inputs(query_codes, codes, ranges, k, bits, doc_terms)
-    _, symmetric = _kernels()
-    a, c = np.ascontiguousarray(query_codes), np.ascontiguousarray(codes)
-    out_s = np.empty((a.shape[0], k), np.float32)  # (Q, k)
-    out_i = np.empty((a.shape[0], k), np.int64)  # (Q, k)
-    starts, per = _query_blocks(a.shape[0], k)
-    for start in starts:
-        rows = slice(start, start + per)
-        out_s[rows], out_i[rows] = _run(symmetric, (a[rows], base[rows], c, doc_terms, s * s), c.shape[0],
-                                        a[rows].shape[0], k)
-    return out_s, out_i
+    return _scan_all(_kernels()[1], np.ascontiguousarray(query_codes), base, codes, doc_terms, s * s, k)
 
 
 def symmetric_topk_reference(query_codes: np.ndarray, codes: np.ndarray, ranges: Ranges, k: int, bits: int = 8,
