@@ -153,13 +153,29 @@ def guarded_examples(train_ds, test_ds) -> tuple[list[Example], dict]:
     return examples, {**stats, "train_queries_duplicating_test": sorted(duplicate_queries(train_ds, test_ds))}
 
 
+def _check_labels(col) -> None:
+    """A ``label`` column: a list of finite numbers, or of equal-length lists of finite numbers."""
+    import math
+
+    if not isinstance(col, (list, tuple)) or not col:
+        raise TypeError(f"columns['label'] must be a non-empty list of numbers, got {type(col).__name__}")
+    rows = [r if isinstance(r, (list, tuple)) else [r] for r in col]
+    if len({len(r) for r in rows}) != 1 or not rows[0]:
+        raise ValueError("columns['label'] rows must all hold the same number of values")
+    for i, row in enumerate(rows):
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"columns['label'][{i}] must hold finite numbers, got {v!r}")
+
+
 def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batch_size: int = 32,
         learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, show_progress: bool = True,
         max_seq_length: int | None = None) -> list[dict]:
     """Train ``model`` in place on a table of texts with one sentence-transformers loss; return the loss log.
 
     ``columns`` maps column names to equal-length lists (``anchor``, ``positive``, then any ``negative_*``), the
-    order the contrastive losses read them in. Runs ``SentenceTransformerTrainer`` (so the same call is data
+    order the contrastive losses read them in; a ``label`` column (finite floats, or one list of floats per row)
+    is the teacher's targets of a distillation loss such as ``MarginMSELoss``. Runs ``SentenceTransformerTrainer`` (so the same call is data
     parallel under ``torchrun``/``accelerate launch``) with batches free of duplicate texts (a duplicate would
     be a false in-batch negative), 10% linear warm-up, no checkpoints and no reporting.
 
@@ -182,7 +198,10 @@ def fit(model, columns: dict[str, list[str]], loss, *, epochs: float = 1.0, batc
     for name, col in columns.items():
         if not isinstance(name, str):
             raise TypeError(f"columns keys must be str column names, got {name!r}")
-        V.check_texts(f"columns[{name!r}]", col)
+        if name == "label":
+            _check_labels(col)
+        else:
+            V.check_texts(f"columns[{name!r}]", col)
     lengths = {k: len(v) for k, v in columns.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"columns must be non-empty lists of equal length, got lengths {lengths}")

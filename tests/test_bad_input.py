@@ -33,7 +33,7 @@ import pytest
 import course_lib
 from course_lib import (adaptor, backends, binary, cache, colbert, compression, config, csr, data, embed, eval as ceval, fetch, finetune,
                         frontier, hybrid, int8_search as I8, matryoshka, maxsim, metrics, models, paths, quantization as Q, search,
-                        sparse, train, training, validation as V)
+                        sparse, strategies as ST, train, training, validation as V)
 
 REPO = Path(__file__).resolve().parent.parent
 TEACHING = sorted(m.name for m in pkgutil.iter_modules(course_lib.__path__) if not m.ispkg)
@@ -1441,6 +1441,86 @@ err("colbert.colbert_projection", "corpus_tokens", lambda: colbert.colbert_proje
     "corpus_tokens")
 err("colbert.colbert_projection", "dim", lambda: colbert.colbert_projection(None, TRAIN, TEST, (TOK_D, TOK_DM),
                                                                              ["d1"] * 1, dim=0), "dim")
+
+# ---------------------------------------------------------------------------------------------
+# strategies (fine-tuning strategies side by side)
+# ---------------------------------------------------------------------------------------------
+
+DENSE = RNG.standard_normal((3, 6)).astype(np.float32)  # (Q, K) candidate scores
+SPARSE = (10 * RNG.random((3, 6))).astype(np.float32)
+POS, NEG = np.array([0, 1, 2]), np.array([[3, 4], [5, 0], [1, 2]])
+
+
+def _teacher_ref():
+    def mm(x):
+        x = x.astype(np.float64)
+        return (x - x.min(1, keepdims=True)) / (x.max(1, keepdims=True) - x.min(1, keepdims=True))
+    return 0.5 * mm(DENSE) + 0.5 * mm(SPARSE)
+
+
+def _margins_ref():
+    h = _teacher_ref()
+    return np.array([[h[i, POS[i]] - h[i, j] for j in NEG[i]] for i in range(3)])
+
+
+TEACH_KW = dict(dense=DENSE, sparse=SPARSE)
+sweep_arrays("strategies.hybrid_teacher", ST.hybrid_teacher, TEACH_KW, {"dense": ("sparse", False),
+                                                                         "sparse": ("dense", False)})
+sweep_number("strategies.hybrid_teacher", ST.hybrid_teacher, TEACH_KW, "alpha", below=-0.1, above=1.1)
+ok("strategies.hybrid_teacher", "against float64", lambda: ST.hybrid_teacher(DENSE, SPARSE), close(_teacher_ref(), rtol=1e-6))
+MARG_KW = dict(dense=DENSE, sparse=SPARSE, positive=POS, negatives=NEG)
+sweep_arrays("strategies.teacher_margins", ST.teacher_margins, MARG_KW, {"dense": ("sparse", False)})
+for label, value in (("list", [0, 1, 2]), ("float", POS.astype(float)), ("2-D", POS[:, None]), ("out of range", POS + 4),
+                     ("one short", POS[:2])):
+    err("strategies.teacher_margins", f"positive {label}",
+        lambda v=value: ST.teacher_margins(**_with(MARG_KW, positive=v)), "positive")
+for label, value in (("1-D", NEG[:, 0]), ("negative", -NEG), ("None", None)):
+    err("strategies.teacher_margins", f"negatives {label}",
+        lambda v=value: ST.teacher_margins(**_with(MARG_KW, negatives=v)), "negatives")
+ok("strategies.teacher_margins", "against float64", lambda: ST.teacher_margins(**MARG_KW), close(_margins_ref(), atol=1e-6))
+for arg, value in (("rank", 0), ("lora_alpha", 1.5), ("lora_dropout", 1.0), ("learning_rate", 0)):
+    err("strategies.LoraRecipe", arg, lambda a=arg, v=value: ST.LoraRecipe(**{a: v}), arg)
+for arg, value in (("alpha", 2.0), ("depth", 1), ("range_min", -1)):
+    err("strategies.DistillRecipe", arg, lambda a=arg, v=value: ST.DistillRecipe(**{a: v}), arg)
+for fn in ("lora_recipe", "distill_recipe"):
+    err(f"strategies.{fn}", "cfg None", lambda f=getattr(ST, fn): f(None), "cfg")
+    err(f"strategies.{fn}", "seed -1", lambda f=getattr(ST, fn): f(NS(small=True, full=False, seed=0), -1), "seed")
+    ok(f"strategies.{fn}", "small", lambda f=getattr(ST, fn): f(NS(small=True, full=False, seed=0)).max_steps, eq(6))
+for fn in ("add_lora", "lora_state", "merge_lora"):
+    err(f"strategies.{fn}", "model None", lambda f=getattr(ST, fn): f(None), "model")
+err("strategies.add_lora", "rank 0", lambda: ST.add_lora(None, rank=0), "rank")
+for fn, rec in (("lora_model", ST.LoraRecipe), ("distill_model", ST.DistillRecipe)):
+    err(f"strategies.{fn}", "recipe", lambda f=getattr(ST, fn): f(finetune.FinetuneRecipe()), "recipe")
+    err(f"strategies.{fn}", "device", lambda f=getattr(ST, fn), r=rec: f(r(), device="tpu"), "device")
+    err(f"strategies.{fn}", "small", lambda f=getattr(ST, fn), r=rec: f(r(), small=1), "small")
+err("strategies.distill_columns", "recipe", lambda: ST.distill_columns(None, TRAIN, TEST, ST.LoraRecipe()), "recipe")
+err("strategies.distill_columns", "model", lambda: ST.distill_columns(None, TRAIN, TEST, ST.DistillRecipe()), "model")
+err("strategies.linear_adapter_data", "model", lambda: ST.linear_adapter_data(None, TRAIN, TEST), "model")
+LIN_KW = dict(query_emb=CE, doc_emb=CE[::-1].copy(), steps=2)
+sweep_arrays("strategies.train_linear_adapter", ST.train_linear_adapter, LIN_KW, {"query_emb": ("doc_emb", False),
+                                                                                   "doc_emb": ("query_emb", False)})
+err("strategies.train_linear_adapter", "negative_emb shape",
+    lambda: ST.train_linear_adapter(**_with(LIN_KW, negative_emb=CE[:2])), "negative_emb")
+err("strategies.train_linear_adapter", "side", lambda: ST.train_linear_adapter(**_with(LIN_KW, side="docs")), "side")
+sweep_int("strategies.train_linear_adapter", ST.train_linear_adapter, LIN_KW, "steps")
+sweep_number("strategies.train_linear_adapter", ST.train_linear_adapter, LIN_KW, "identity_weight", below=-1)
+sweep_number("strategies.train_linear_adapter", ST.train_linear_adapter, LIN_KW, "learning_rate", below=0)
+ok("strategies.train_linear_adapter", "starts at the identity",
+   lambda: ST.train_linear_adapter(**_with(LIN_KW, steps=1, learning_rate=1e-12))["weight"], close(np.eye(8), atol=1e-6))
+EYE8 = {"weight": np.eye(8, dtype=np.float32)}
+sweep_arrays("strategies.apply_linear_adapter", ST.apply_linear_adapter, dict(emb=QE, adapter=EYE8), {"emb": (None, False)})
+err("strategies.apply_linear_adapter", "adapter dict", lambda: ST.apply_linear_adapter(QE, np.eye(8)), "adapter")
+err("strategies.apply_linear_adapter", "adapter size", lambda: ST.apply_linear_adapter(QE, {"weight": np.eye(4)}), "adapter")
+ok("strategies.apply_linear_adapter", "identity normalizes", lambda: ST.apply_linear_adapter(QE, EYE8),
+   close(QE / np.linalg.norm(QE.astype(np.float64), axis=1, keepdims=True), rtol=1e-6))
+err("strategies.compare", "cfg None", lambda: ST.compare(None), "cfg")
+err("strategies.compare", "no seeds", lambda: ST.compare(NS(small=True, full=False, seed=0), backbone_seeds=()), "seeds")
+err("strategies.compare", "seed -1", lambda: ST.compare(NS(small=True, full=False, seed=0), adapter_seeds=(-1,)),
+    "adapter_seeds")
+for label, value in (("None label", [0.1, None]), ("nan label", [0.1, float("nan")]), ("ragged", [[0.1], [0.1, 0.2]]),
+                     ("bool", [True, False])):
+    err("training.fit", label, lambda v=value: training.fit(None, {"anchor": ["a", "b"], "label": v}, None), "label")
+
 
 # ---------------------------------------------------------------------------------------------
 # embed, cache, models (cheap calls that must fail before any model is touched)
