@@ -1,12 +1,13 @@
 """Fine-tuning strategies side by side: what to train, on what, and what it costs (notebook 06, section 8).
 
-Five ways to adapt MiniLM to SciFact, on the same train pairs and through the same leakage guard:
+Ways to adapt MiniLM to SciFact, on the same data and budget, the supervised ones through the same leakage guard:
 
 - **full fine-tuning** (:func:`course_lib.finetune.finetuned_model`): every weight moves; the reference;
 - **LoRA** (:func:`lora_model`): the backbone is frozen and each attention and feed-forward projection
-  :math:`W` gains a low-rank update :math:`W + \\frac{\\alpha}{r} B A` (Hu et al., 2021), trained with the same
-  loss and mined negatives as full fine-tuning. Only :math:`A` and :math:`B` are trained and shipped; they can be
-  merged into :math:`W` for serving (no query-time cost) or kept apart, one per domain, on one backbone;
+  :math:`W` gains a low-rank update, :math:`W + \\frac{\\gamma}{r} B A` (Hu et al., 2021; :math:`\\gamma` is peft's
+  ``lora_alpha``), trained with the same loss and mined negatives as full fine-tuning. Only :math:`A` and
+  :math:`B` are trained and shipped; they can be merged into :math:`W` for serving (no query-time cost) or kept
+  apart, one per domain, on one backbone;
 - **a linear adapter on frozen embeddings** (:func:`train_linear_adapter`): a (D, D) matrix :math:`W`, started at
   the identity, applied to the query embeddings (``side="query"``: the document index is untouched) or to both
   sides (``"both"``: the index is re-computed, not re-encoded). It trains on cached embeddings in seconds;
@@ -15,6 +16,8 @@ Five ways to adapt MiniLM to SciFact, on the same train pairs and through the sa
   ``MarginMSELoss`` (Hofstaetter et al., 2020): for a (query, positive, negative) triple the student's margin
   :math:`s(q, p) - s(q, n)` is pulled toward the teacher's :func:`teacher_margins`. The teacher needs no labels
   for its scores, only for choosing which documents to compare;
+- **distillation with no labels at all** (``DistillRecipe(queries="titles")``): the same teacher and loss, with
+  corpus titles as the queries and each title's document as its positive;
 - **corpus-only adaptation, no labels**: the Matryoshka-Adaptor of notebook 07
   (:func:`course_lib.adaptor.adaptor_model`), trained on the corpus embeddings alone.
 
@@ -121,6 +124,11 @@ class DistillRecipe(FinetuneRecipe):
     the teacher's candidates (dense top ``depth`` and BM25 top ``depth``, together), labelled with
     :func:`teacher_margins` at weight ``alpha``. The whole backbone trains, as in full fine-tuning.
 
+    ``queries="titles"`` needs no labels at all: the titles of ``title_docs`` corpus documents (a sample drawn
+    with ``seed``) are the queries and each title's own document its positive, in the spirit of GPL (Wang et al.,
+    2022, which generates the queries with a T5 model). It adapts to every document of the corpus, including
+    those no train claim cites.
+
     The negative is the teacher's 4th-best non-positive (``range_min=3``): on SciFact train the teacher ranks its
     best non-positive above the labelled positive for 44% of the pairs (most are unlabelled positives), its 4th
     for 21%."""
@@ -129,11 +137,15 @@ class DistillRecipe(FinetuneRecipe):
     range_min: int = 3
     alpha: float = 0.5
     depth: int = 100
+    queries: str = "train"  # "train": the labelled train claims; "titles": corpus titles as queries, no labels
+    title_docs: int = 1000  # with queries="titles": how many corpus documents (a seeded sample) give their title
 
     def __post_init__(self):
         super().__post_init__()
         V.check_number("alpha", self.alpha, low=0, high=1)
         V.check_int("depth", self.depth, low=2)
+        V.check_choice("queries", self.queries, ("train", "titles"))
+        V.check_int("title_docs", self.title_docs, low=1)
 
 
 def _budget(cfg) -> dict:
@@ -250,8 +262,11 @@ def _train_cached(prefix: str, recipe, columns: dict, stats: dict, make_loss, pr
         return base, {"recipe": dataclasses.asdict(recipe), **stats, **extra, "seconds": seconds,
                       "device": str(base.device), "losses": history}
 
+    settings = recipe_key(recipe)
+    if getattr(recipe, "queries", None) == "train":  # the default table keeps the key it had before the field
+        settings = {k: v for k, v in settings.items() if k not in ("queries", "title_docs")}
     key = [model_fingerprint(base), texts_fingerprint(list(map(str, range(len(flat)))), flat), sorted(columns),
-           [round(x, 6) for x in labels], recipe_key(recipe)]
+           [round(x, 6) for x in labels], settings]
     return cached_model(prefix, key, train, device=device, retrain=retrain)
 
 
@@ -312,15 +327,25 @@ def distill_columns(model, train_ds, test_ds, recipe: DistillRecipe,
     V.check_bool("show_progress", show_progress)
     _check_model(model)
     examples, guard = guarded_examples(train_ds, test_ds)
+    queries, qrels = train_ds.queries, train_ds.qrels
+    if recipe.queries == "titles":
+        from course_lib.training import Example
+
+        titled = [d for d, doc in train_ds.corpus.items() if str(doc.get("title", "")).strip()]
+        pick = np.random.default_rng(recipe.seed).permutation(len(titled))[:recipe.title_docs]
+        sample = [titled[i] for i in sorted(pick)]
+        queries = {f"title:{d}": str(train_ds.corpus[d]["title"]).strip() for d in sample}
+        qrels = {f"title:{d}": {d: 1} for d in sample}
+        examples = [Example(f"title:{d}", queries[f"title:{d}"], d, document_text(train_ds.corpus[d])) for d in sample]
     examples = examples[: recipe.limit]
     doc_ids = list(train_ds.corpus)
     row = {d: i for i, d in enumerate(doc_ids)}
     texts = [document_text(train_ds.corpus[d]) for d in doc_ids]
     qids = list(dict.fromkeys(e.query_id for e in examples))
-    q_emb = encode_queries(model, {q: train_ds.queries[q] for q in qids})  # (Q, D)
+    q_emb = encode_queries(model, {q: queries[q] for q in qids})  # (Q, D)
     c_emb = encode_corpus(model, train_ds.corpus, show_progress=show_progress)  # (N, D)
     dense = q_emb @ c_emb.T  # (Q, N)
-    bm25 = sparse.BM25Index.build(texts).score([train_ds.queries[q] for q in qids]).astype(np.float32)  # (Q, N)
+    bm25 = sparse.BM25Index.build(texts).score([queries[q] for q in qids]).astype(np.float32)  # (Q, N)
     depth = min(recipe.depth, len(doc_ids))
     n_neg = recipe.num_negatives
     columns: dict[str, list] = {"anchor": [], "positive": [], **{f"negative_{j + 1}": [] for j in range(n_neg)},
@@ -329,7 +354,7 @@ def distill_columns(model, train_ds, test_ds, recipe: DistillRecipe,
     for qi, q in enumerate(qids):
         cand = np.union1d(topk_scores(dense[qi:qi + 1], depth)[1][0], topk_scores(bm25[qi:qi + 1], depth)[1][0])
         h = hybrid_teacher(dense[qi:qi + 1, cand], bm25[qi:qi + 1, cand], recipe.alpha)[0]  # (K,)
-        positives = {row[d] for d, r in train_ds.qrels[q].items() if r > 0 and d in row}
+        positives = {row[d] for d, r in qrels[q].items() if r > 0 and d in row}
         order = [j for j in np.argsort(-h, kind="stable") if cand[j] not in positives]
         negs = order[recipe.range_min:recipe.range_min + n_neg]
         for e in (e for e in examples if e.query_id == q):
@@ -374,7 +399,8 @@ def distill_model(recipe: DistillRecipe, device: str | None = None, small: bool 
 
         return MarginMSELoss(model)
 
-    return _train_cached("distill", recipe, columns, stats, make_loss, lambda m: {}, lambda m: {}, device, retrain,
+    prefix = "distill" if recipe.queries == "train" else f"distill-{recipe.queries}"
+    return _train_cached(prefix, recipe, columns, stats, make_loss, lambda m: {}, lambda m: {}, device, retrain,
                          show_progress)
 
 
@@ -458,7 +484,7 @@ def apply_linear_adapter(emb: np.ndarray, adapter: dict) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 
 STRATEGY_NAMES = ("base", "full fine-tuning", "LoRA", "linear adapter (queries)", "linear adapter (both sides)",
-                  "distillation (hybrid teacher)", "corpus-only adaptor")
+                  "distillation (hybrid teacher)", "distillation, corpus titles (no labels)", "corpus-only adaptor")
 
 
 def _retrieval_scores(q_emb, c_emb, test, unseen) -> tuple[dict, dict]:
@@ -472,16 +498,24 @@ def _retrieval_scores(q_emb, c_emb, test, unseen) -> tuple[dict, dict]:
                                                                             unseen)["ndcg@10"]}, per
 
 
-def _query_ms(model, texts, transform=None, repeats: int = 3) -> float:
-    """Milliseconds per query to encode ``texts`` in one batch (and apply ``transform``): the best of ``repeats``."""
+def _query_ms(model, texts, repeats: int = 3) -> float:
+    """Milliseconds per query to encode ``texts`` in one batch: the best of ``repeats``."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        emb = model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
-        if transform is not None:
-            transform(emb)
+        model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
         best = min(best, time.perf_counter() - start)
     return 1000 * best / len(texts)
+
+
+def _transform_ms(transform, emb: np.ndarray, repeats: int = 20) -> float:
+    """Milliseconds per query that ``transform`` adds on top of the encoder, on ``emb`` (Q, D): the best of ``repeats``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        transform(emb)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / len(emb)
 
 
 def _param_bytes(model) -> tuple[int, int]:
@@ -512,14 +546,18 @@ def linear_adapter_data(model, train_ds, test_ds) -> tuple[np.ndarray, np.ndarra
 
 
 def compare(cfg, backbone_seeds: Sequence[int] = (0,), adapter_seeds: Sequence[int] = (0, 1, 2),
-            show_progress: bool = True) -> dict:
+            full_seeds: Sequence[int] | None = None, title_distillation: bool = True, show_progress: bool = True) -> dict:
     """Every strategy of this module, trained (or loaded from the cache) and evaluated the same way.
 
     For each strategy and seed: nDCG@10 on SciFact test (all queries, and the queries whose relevant documents
     are no train positive, :func:`course_lib.eval.unseen_document_qrels`), per-query wins and losses against the
-    base model on those (:func:`course_lib.eval.paired_comparison`), STS-B test Spearman, trainable parameters,
+    base model on those (:func:`course_lib.eval.paired_comparison`), STS-B test Spearman (an adapter is applied to
+    both sentences: the encoder a query would see), trainable parameters,
     training seconds, the bytes to ship, and milliseconds per query to embed the 300 test queries (measured in
-    this call, so the strategies' costs are comparable). Returns ``{"rows": [...], "per_seed": [...]}``; a row
+    this call, so the strategies' costs are comparable). Full fine-tuning (notebook 06's mined-negative recipe)
+    runs with ``full_seeds`` (default: ``cfg.seed``, the model notebook 06 trains), LoRA and distillation with
+    ``backbone_seeds``, the adapters with ``adapter_seeds``; ``title_distillation=False`` leaves out the no-label
+    distillation on corpus titles (about 25 minutes of training on a 2-core CPU). Returns ``{"rows": [...], "per_seed": [...]}``; a row
     averages its seeds and gives their range.
     """
     from course_lib.adaptor import PARAMS, adapt, adaptor_model
@@ -531,13 +569,16 @@ def compare(cfg, backbone_seeds: Sequence[int] = (0,), adapter_seeds: Sequence[i
     from course_lib.models import load_model
 
     V.check_config("cfg", cfg)
-    backbone_seeds = [V.check_int("backbone_seeds entry", s, low=0) for s in V.check_sequence("backbone_seeds",
-                                                                                               backbone_seeds)]
-    adapter_seeds = [V.check_int("adapter_seeds entry", s, low=0) for s in V.check_sequence("adapter_seeds",
-                                                                                             adapter_seeds)]
-    if not backbone_seeds or not adapter_seeds:
-        raise ValueError("backbone_seeds and adapter_seeds must each hold at least one seed")
+    full_seeds = [cfg.seed] if full_seeds is None else full_seeds
+    seed_lists = {}
+    for name, value in (("backbone_seeds", backbone_seeds), ("adapter_seeds", adapter_seeds), ("full_seeds", full_seeds)):
+        seed_lists[name] = [V.check_int(f"{name} entry", s, low=0) for s in V.check_sequence(name, value)]
+        if not seed_lists[name]:
+            raise ValueError(f"{name} must hold at least one seed")
+    backbone_seeds, adapter_seeds, full_seeds = (seed_lists[n] for n in ("backbone_seeds", "adapter_seeds",
+                                                                         "full_seeds"))
     V.check_bool("show_progress", show_progress)
+    V.check_bool("title_distillation", title_distillation)
     test = load_beir("scifact", "test", small=cfg.small)
     train = load_beir("scifact", "train", small=cfg.small)
     unseen = unseen_document_qrels(test.qrels, train.qrels)
@@ -562,21 +603,23 @@ def compare(cfg, backbone_seeds: Sequence[int] = (0,), adapter_seeds: Sequence[i
                          **cost})
 
     n_all, all_bytes = _param_bytes(base)
-    record("base", 0, base_q, base_c, base_s1, base_s2, trainable=0, train_s=0.0, ship_bytes=0,
-           query_ms=_query_ms(base, texts))
-    # full fine-tuning: notebook 06's best setting, one seed (it is the reference, trained by notebook 06)
-    model, info = finetuned_model(finetune_recipe(cfg, "mined"), device=cfg.device, small=cfg.small,
-                                  show_progress=show_progress)
-    record("full fine-tuning", info["recipe"]["seed"], *embed(model), trainable=n_all, train_s=info["seconds"],
-           ship_bytes=all_bytes, query_ms=_query_ms(model, texts))
+    base_ms = _query_ms(base, texts)
+    record("base", 0, base_q, base_c, base_s1, base_s2, trainable=0, train_s=0.0, ship_bytes=0, query_ms=base_ms)
+    for seed in full_seeds:  # notebook 06's best setting: the reference
+        model, info = finetuned_model(dataclasses.replace(finetune_recipe(cfg, "mined"), seed=seed), device=cfg.device,
+                                      small=cfg.small, show_progress=show_progress)
+        record("full fine-tuning", seed, *embed(model), trainable=n_all, train_s=info["seconds"],
+               ship_bytes=all_bytes, query_ms=_query_ms(model, texts))
     for seed in backbone_seeds:
         model, info = lora_model(lora_recipe(cfg, seed), device=cfg.device, small=cfg.small, show_progress=show_progress)
         record("LoRA", seed, *embed(model), trainable=info["trainable"], train_s=info["seconds"],
                ship_bytes=info["adapter_bytes"], query_ms=_query_ms(model, texts))
-        model, info = distill_model(distill_recipe(cfg, seed), device=cfg.device, small=cfg.small,
-                                    show_progress=show_progress)
-        record("distillation (hybrid teacher)", seed, *embed(model), trainable=n_all, train_s=info["seconds"],
-               ship_bytes=all_bytes, query_ms=_query_ms(model, texts))
+        for queries, name in (("train", "distillation (hybrid teacher)"),
+                              ("titles", "distillation, corpus titles (no labels)"))[:2 if title_distillation else 1]:
+            recipe = dataclasses.replace(distill_recipe(cfg, seed), queries=queries)
+            model, info = distill_model(recipe, device=cfg.device, small=cfg.small, show_progress=show_progress)
+            record(name, seed, *embed(model), trainable=n_all, train_s=info["seconds"], ship_bytes=all_bytes,
+                   query_ms=_query_ms(model, texts))
     pairs = linear_adapter_data(base, train, test)
     for seed in adapter_seeds:
         for side, name in (("query", "linear adapter (queries)"), ("both", "linear adapter (both sides)")):
@@ -585,12 +628,12 @@ def compare(cfg, backbone_seeds: Sequence[int] = (0,), adapter_seeds: Sequence[i
             record(name, seed, apply_linear_adapter(base_q, ad), docs(base_c), apply_linear_adapter(base_s1, ad),
                    apply_linear_adapter(base_s2, ad), trainable=ad["weight"].size, train_s=ad["seconds"],
                    ship_bytes=ad["weight"].nbytes,
-                   query_ms=_query_ms(base, texts, lambda e, ad=ad: apply_linear_adapter(e, ad)))
+                   query_ms=base_ms + _transform_ms(lambda e, ad=ad: apply_linear_adapter(e, ad), base_q))
         ad = adaptor_model(base_c, seed=seed, show_progress=show_progress)
         record("corpus-only adaptor", seed, adapt(base_q, ad), adapt(base_c, ad), adapt(base_s1, ad),
                adapt(base_s2, ad), trainable=sum(np.asarray(ad[k]).size for k in ("w1", "b1", "w2", "b2")),
                train_s=ad.get("seconds", float("nan")), ship_bytes=sum(np.asarray(ad[k]).nbytes for k in PARAMS),
-               query_ms=_query_ms(base, texts, lambda e, ad=ad: adapt(e, ad)))
+               query_ms=base_ms + _transform_ms(lambda e, ad=ad: adapt(e, ad), base_q))
     rows = []
     for name in STRATEGY_NAMES:
         runs = [r for r in per_seed if r["strategy"] == name]
@@ -599,9 +642,37 @@ def compare(cfg, backbone_seeds: Sequence[int] = (0,), adapter_seeds: Sequence[i
         row = {"strategy": name, "seeds": len(runs)}
         for col in ("nDCG@10", "unseen nDCG@10", "wins", "losses", "STS-B", "train_s", "query_ms"):
             vals = np.array([r[col] for r in runs], np.float64)
-            row[col] = round(float(vals.mean()), 4 if "nDCG" in col or col == "STS-B" else 2)
+            row[col] = round(float(vals.mean()), 4 if "nDCG" in col or col in ("STS-B", "query_ms") else 1)
             if len(runs) > 1 and col in ("nDCG@10", "unseen nDCG@10", "STS-B"):
                 row[f"{col} range"] = round(float(vals.max() - vals.min()), 4)
         row.update(trainable=runs[0]["trainable"], ship_bytes=runs[0]["ship_bytes"])
         rows.append(row)
     return {"rows": rows, "per_seed": per_seed, "base": base_scores, "unseen_queries": len(unseen)}
+
+
+def plot_strategies(result: dict, ax=None):
+    """Unseen-document nDCG@10 against training time (log scale) for :func:`compare`'s ``result``: one point per
+    strategy at its mean over seeds, a bar over its seeds' range, and the base model and base + 2 points as lines.
+    Returns the matplotlib axes."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(result, dict) or not {"rows", "per_seed", "unseen_queries"} <= set(result):
+        raise TypeError("result must be the dict compare() returns (with rows, per_seed and unseen_queries)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 4))
+    base = next(r for r in result["rows"] if r["strategy"] == "base")
+    for i, r in enumerate(r for r in result["rows"] if r["strategy"] != "base"):
+        x = max(r["train_s"], 0.1)
+        vals = [p["unseen nDCG@10"] for p in result["per_seed"] if p["strategy"] == r["strategy"]]
+        ax.errorbar([x], [r["unseen nDCG@10"]], yerr=[[r["unseen nDCG@10"] - min(vals)], [max(vals) - r["unseen nDCG@10"]]],
+                    fmt="o", capsize=3)
+        ax.annotate(f"{r['strategy']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})", (x, r["unseen nDCG@10"]),
+                    fontsize=8, xytext=(6, 4 if i % 2 else -10), textcoords="offset points")  # alternate: no overlaps
+    ax.axhline(base["unseen nDCG@10"], color="k", lw=1, label="base model")
+    ax.axhline(base["unseen nDCG@10"] + 0.02, color="k", ls="--", lw=1, label="base + 2 points")
+    ax.set_xscale("log")
+    ax.set_xlim(0.1, 1e4)
+    ax.set(xlabel="training time (s, log scale)", ylabel=f"nDCG@10, {result['unseen_queries']} unseen-doc queries",
+           title="What each strategy buys on documents no training query cited")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax

@@ -1480,7 +1480,7 @@ for label, value in (("1-D", NEG[:, 0]), ("negative", -NEG), ("None", None)):
 ok("strategies.teacher_margins", "against float64", lambda: ST.teacher_margins(**MARG_KW), close(_margins_ref(), atol=1e-6))
 for arg, value in (("rank", 0), ("lora_alpha", 1.5), ("lora_dropout", 1.0), ("learning_rate", 0)):
     err("strategies.LoraRecipe", arg, lambda a=arg, v=value: ST.LoraRecipe(**{a: v}), arg)
-for arg, value in (("alpha", 2.0), ("depth", 1), ("range_min", -1)):
+for arg, value in (("alpha", 2.0), ("depth", 1), ("range_min", -1), ("queries", "logs"), ("title_docs", 0)):
     err("strategies.DistillRecipe", arg, lambda a=arg, v=value: ST.DistillRecipe(**{a: v}), arg)
 for fn in ("lora_recipe", "distill_recipe"):
     err(f"strategies.{fn}", "cfg None", lambda f=getattr(ST, fn): f(None), "cfg")
@@ -1517,6 +1517,11 @@ err("strategies.compare", "cfg None", lambda: ST.compare(None), "cfg")
 err("strategies.compare", "no seeds", lambda: ST.compare(NS(small=True, full=False, seed=0), backbone_seeds=()), "seeds")
 err("strategies.compare", "seed -1", lambda: ST.compare(NS(small=True, full=False, seed=0), adapter_seeds=(-1,)),
     "adapter_seeds")
+err("strategies.compare", "title_distillation", lambda: ST.compare(NS(small=True, full=False, seed=0), title_distillation=1),
+    "title_distillation")
+err("strategies.compare", "full seed -1", lambda: ST.compare(NS(small=True, full=False, seed=0), full_seeds=(-1,)),
+    "full_seeds")
+err("strategies.plot_strategies", "result", lambda: ST.plot_strategies({"rows": []}), "result")
 for label, value in (("None label", [0.1, None]), ("nan label", [0.1, float("nan")]), ("ragged", [[0.1], [0.1, 0.2]]),
                      ("bool", [True, False])):
     err("training.fit", label, lambda v=value: training.fit(None, {"anchor": ["a", "b"], "label": v}, None), "label")

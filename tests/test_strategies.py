@@ -157,6 +157,23 @@ def test_distill_columns_small_mode():
     assert cols["negative_1"][0] not in positives
 
 
+def test_distill_columns_from_titles_needs_no_labels():
+    """queries="titles": each anchor is a corpus title, its positive that title's document; no train claim."""
+    from course_lib.data import document_text, load_beir
+    from course_lib.models import load_model
+
+    train, test = load_beir("scifact", "train", small=True), load_beir("scifact", "test", small=True)
+    recipe = S.DistillRecipe(queries="titles", title_docs=12)
+    cols, stats = S.distill_columns(load_model(device="cpu"), train, test, recipe, show_progress=False)
+    assert stats["pairs"] == 12 and stats["rows"] + stats["dropped"] == 12 and stats["rows"] >= 10
+    by_title = {str(d["title"]).strip(): document_text(d) for d in train.corpus.values()}
+    assert all(by_title[a] == p for a, p in zip(cols["anchor"], cols["positive"]))
+    assert not set(cols["anchor"]) & set(train.queries.values())
+    assert all(n != p for n, p in zip(cols["negative_1"], cols["positive"]))
+    again, _ = S.distill_columns(load_model(device="cpu"), train, test, recipe, show_progress=False)
+    assert again["anchor"] == cols["anchor"]  # the sample is seeded
+
+
 def test_recipes():
     from types import SimpleNamespace as NS
 
@@ -169,3 +186,23 @@ def test_recipes():
         S.LoraRecipe(rank=0)
     with pytest.raises(ValueError, match="alpha"):
         S.DistillRecipe(alpha=1.5)
+
+
+def test_plot_strategies_draws_one_point_per_strategy_with_its_seed_range():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    per_seed = [{"strategy": "base", "unseen nDCG@10": 0.6}, {"strategy": "a", "unseen nDCG@10": 0.61},
+                {"strategy": "a", "unseen nDCG@10": 0.65}, {"strategy": "b", "unseen nDCG@10": 0.5}]
+    rows = [{"strategy": "base", "unseen nDCG@10": 0.6, "train_s": 0.0, "seeds": 1},
+            {"strategy": "a", "unseen nDCG@10": 0.63, "train_s": 2.0, "seeds": 2},
+            {"strategy": "b", "unseen nDCG@10": 0.5, "train_s": 900.0, "seeds": 1}]
+    ax = S.plot_strategies({"rows": rows, "per_seed": per_seed, "unseen_queries": 104})
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["a (2 seeds)", "b (1 seed)"]
+    assert [round(line.get_ydata()[0], 2) for line in ax.lines if line.get_linestyle() in ("-", "--")
+            and len(line.get_ydata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]][-2:] == [0.6, 0.62]
+    bars = list(ax.containers)
+    assert len(bars) == 2
+    seg = bars[0].lines[2][0].get_segments()[0]  # the error bar of "a": from its lowest to its highest seed
+    assert (round(seg[0][1], 2), round(seg[1][1], 2)) == (0.61, 0.65)
