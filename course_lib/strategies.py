@@ -239,15 +239,29 @@ def _bytes_of(tensors: dict) -> int:
         return path.stat().st_size
 
 
-def _train_cached(prefix: str, recipe, columns: dict, stats: dict, make_loss, prepare, finish, device, retrain,
+def _start(recipe, cls, maker: str, device, small, retrain, show_progress):
+    """A trainer's common start: its arguments checked, then the base model and SciFact's train and test splits."""
+    from course_lib.data import load_beir
+    from course_lib.models import check_device, load_model
+
+    if not isinstance(recipe, cls):
+        raise TypeError(f"recipe must be a {cls.__name__} (see {maker}), got {type(recipe).__name__}")
+    check_device(device)
+    for name, value in (("small", small), ("retrain", retrain), ("show_progress", show_progress)):
+        V.check_bool(name, value)
+    return (load_model(device=device), load_beir("scifact", "train", small=small),
+            load_beir("scifact", "test", small=small))
+
+
+def _train_cached(base, prefix: str, recipe, columns: dict, stats: dict, make_loss, prepare, finish, device, retrain,
                   show_progress):
-    """Train the base model on ``columns`` with ``make_loss(model)`` after ``prepare(model) -> info`` and before
-    ``finish(model)``, once: the result is cached under ``<cache>/models/<prefix>-<key>``."""
+    """Train ``base`` (the packaged model, untouched so far) on ``columns`` with ``make_loss(model)`` after
+    ``prepare(model) -> info`` and before ``finish(model)``, once: the result is cached under
+    ``<cache>/models/<prefix>-<key>``."""
     from course_lib.cache import model_fingerprint, texts_fingerprint
-    from course_lib.models import cached_model, load_model
+    from course_lib.models import cached_model
     from course_lib.training import fit, recipe_key
 
-    base = load_model(device=device)
     flat = [t for name, col in columns.items() if name != "label" for t in col]
     labels = [float(x) for row in columns.get("label", []) for x in (row if isinstance(row, list) else [row])]
 
@@ -278,17 +292,10 @@ def lora_model(recipe: LoraRecipe, device: str | None = None, small: bool = Fals
     included). The adapters are merged after training, so the returned model encodes at the base model's cost;
     ``info`` holds ``trainable`` (adapter parameters) and ``adapter_bytes`` (their safetensors file).
     """
-    from course_lib.data import load_beir
     from course_lib.finetune import make_loss, training_columns
-    from course_lib.models import check_device, load_model
 
-    if not isinstance(recipe, LoraRecipe):
-        raise TypeError(f"recipe must be a LoraRecipe (see lora_recipe), got {type(recipe).__name__}")
-    check_device(device)
-    for name, value in (("small", small), ("retrain", retrain), ("show_progress", show_progress)):
-        V.check_bool(name, value)
-    train_ds, test_ds = load_beir("scifact", "train", small=small), load_beir("scifact", "test", small=small)
-    columns, stats = training_columns(load_model(device=device), train_ds, test_ds, recipe, show_progress)
+    base, train_ds, test_ds = _start(recipe, LoraRecipe, "lora_recipe", device, small, retrain, show_progress)
+    columns, stats = training_columns(base, train_ds, test_ds, recipe, show_progress)
 
     def prepare(model):
         return {"trainable": add_lora(model, recipe.rank, recipe.lora_alpha, recipe.lora_dropout)}
@@ -298,7 +305,7 @@ def lora_model(recipe: LoraRecipe, device: str | None = None, small: bool = Fals
         merge_lora(model)
         return {"adapter_bytes": size}
 
-    return _train_cached(f"lora-r{recipe.rank}", recipe, columns, stats,
+    return _train_cached(base, f"lora-r{recipe.rank}", recipe, columns, stats,
                          lambda m: make_loss(m, recipe.loss, recipe.mini_batch_size), prepare, finish, device,
                          retrain, show_progress)
 
@@ -383,16 +390,8 @@ def distill_columns(model, train_ds, test_ds, recipe: DistillRecipe,
 def distill_model(recipe: DistillRecipe, device: str | None = None, small: bool = False, retrain: bool = False,
                   show_progress: bool = True):
     """MiniLM distilled from the hybrid teacher with ``MarginMSELoss`` on SciFact train, cached on disk."""
-    from course_lib.data import load_beir
-    from course_lib.models import check_device, load_model
-
-    if not isinstance(recipe, DistillRecipe):
-        raise TypeError(f"recipe must be a DistillRecipe (see distill_recipe), got {type(recipe).__name__}")
-    check_device(device)
-    for name, value in (("small", small), ("retrain", retrain), ("show_progress", show_progress)):
-        V.check_bool(name, value)
-    train_ds, test_ds = load_beir("scifact", "train", small=small), load_beir("scifact", "test", small=small)
-    columns, stats = distill_columns(load_model(device=device), train_ds, test_ds, recipe, show_progress)
+    base, train_ds, test_ds = _start(recipe, DistillRecipe, "distill_recipe", device, small, retrain, show_progress)
+    columns, stats = distill_columns(base, train_ds, test_ds, recipe, show_progress)
 
     def make_loss(model):
         from sentence_transformers.sentence_transformer.losses import MarginMSELoss
@@ -400,7 +399,7 @@ def distill_model(recipe: DistillRecipe, device: str | None = None, small: bool 
         return MarginMSELoss(model)
 
     prefix = "distill" if recipe.queries == "train" else f"distill-{recipe.queries}"
-    return _train_cached(prefix, recipe, columns, stats, make_loss, lambda m: {}, lambda m: {}, device, retrain,
+    return _train_cached(base, prefix, recipe, columns, stats, make_loss, lambda m: {}, lambda m: {}, device, retrain,
                          show_progress)
 
 
