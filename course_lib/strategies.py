@@ -551,12 +551,12 @@ def compare(cfg, backbone_seeds: Sequence[int] = (0,), adapter_seeds: Sequence[i
     For each strategy and seed: nDCG@10 on SciFact test (all queries, and the queries whose relevant documents
     are no train positive, :func:`course_lib.eval.unseen_document_qrels`), per-query wins and losses against the
     base model on those (:func:`course_lib.eval.paired_comparison`), STS-B test Spearman (an adapter is applied to
-    both sentences: the encoder a query would see), trainable parameters,
-    training seconds, the bytes to ship, and milliseconds per query to embed the 300 test queries (measured in
-    this call, so the strategies' costs are comparable). Full fine-tuning (notebook 06's mined-negative recipe)
-    runs with ``full_seeds`` (default: ``cfg.seed``, the model notebook 06 trains), LoRA and distillation with
-    ``backbone_seeds``, the adapters with ``adapter_seeds``; ``title_distillation=False`` leaves out the no-label
-    distillation on corpus titles (about 25 minutes of training on a 2-core CPU). Returns ``{"rows": [...], "per_seed": [...]}``; a row
+    both sentences: the encoder a query would see), trainable parameters, training seconds, the bytes to ship, and
+    milliseconds per query to embed the 300 test queries (measured in this call, so the strategies' costs are
+    comparable). Full fine-tuning (notebook 06's mined-negative recipe) runs with ``full_seeds`` (default:
+    ``cfg.seed``, the model notebook 06 trains), LoRA and distillation with ``backbone_seeds``, the adapters with
+    ``adapter_seeds``; ``title_distillation=False`` leaves out the no-label distillation on corpus titles (about 25
+    minutes of training on a 2-core CPU). Returns ``{"rows", "per_seed", "base", "unseen_queries"}``; a row
     averages its seeds and gives their range.
     """
     from course_lib.adaptor import PARAMS, adapt, adaptor_model
