@@ -357,20 +357,27 @@ def distill_columns(model, train_ds, test_ds, recipe: DistillRecipe,
     n_neg = recipe.num_negatives
     columns: dict[str, list] = {"anchor": [], "positive": [], **{f"negative_{j + 1}": [] for j in range(n_neg)},
                                 "label": []}
+    by_query: dict[str, list] = {}
+    for e in examples:
+        by_query.setdefault(e.query_id, []).append(e)
     dropped = 0
     for qi, q in enumerate(qids):
         cand = np.union1d(topk_scores(dense[qi:qi + 1], depth)[1][0], topk_scores(bm25[qi:qi + 1], depth)[1][0])
         h = hybrid_teacher(dense[qi:qi + 1, cand], bm25[qi:qi + 1, cand], recipe.alpha)[0]  # (K,)
         positives = {row[d] for d, r in qrels[q].items() if r > 0 and d in row}
         order = [j for j in np.argsort(-h, kind="stable") if cand[j] not in positives]
-        negs = order[recipe.range_min:recipe.range_min + n_neg]
-        for e in (e for e in examples if e.query_id == q):
-            if len(negs) < n_neg or row[e.doc_id] not in set(cand.tolist()):
-                dropped += 1  # a positive the teacher does not rank in its top depth: no score to compare
-                continue
-            pos_col = int(np.flatnonzero(cand == row[e.doc_id])[0])
-            margin = teacher_margins(dense[qi:qi + 1, cand], bm25[qi:qi + 1, cand], np.array([pos_col]),
-                                     np.array([negs]), recipe.alpha)[0]
+        negs = np.array(order[recipe.range_min:recipe.range_min + n_neg], np.int64)  # candidate columns
+        column = {int(c): j for j, c in enumerate(cand)}  # corpus row -> candidate column
+        # a positive the teacher does not rank in its top depth has no score to compare: the row is dropped
+        kept = [e for e in by_query[q] if len(negs) == n_neg and row[e.doc_id] in column]
+        dropped += len(by_query[q]) - len(kept)
+        if not kept:
+            continue
+        margins = teacher_margins(np.repeat(dense[qi:qi + 1, cand], len(kept), axis=0),
+                                  np.repeat(bm25[qi:qi + 1, cand], len(kept), axis=0),
+                                  np.array([column[row[e.doc_id]] for e in kept]), np.tile(negs, (len(kept), 1)),
+                                  recipe.alpha)  # (P, n): one row per kept pair
+        for e, margin in zip(kept, margins):
             columns["anchor"].append(e.query)
             columns["positive"].append(e.document)
             for j, c in enumerate(negs):
