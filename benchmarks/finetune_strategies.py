@@ -1,7 +1,7 @@
 """Fine-tuning strategies side by side on SciFact: full fine-tuning, LoRA, a linear adapter on frozen embeddings,
 MarginMSE distillation from the hybrid (BM25 + dense) teacher, and the corpus-only adaptor.
 
-    python benchmarks/finetune_strategies.py [--small] [--backbone-seeds 0] [--adapter-seeds 0,1,2]
+    python benchmarks/finetune_strategies.py [--small] [--backbone-seeds 0,1,2] [--adapter-seeds 0,1,2]
                                              [--full-seeds 0,1,2] [--out build/finetune_strategies.json]
 
 Trains (or loads from the cache) every strategy with ``course_lib.strategies.compare`` and prints (markdown), for
@@ -63,7 +63,7 @@ def plot(result: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true")
-    parser.add_argument("--backbone-seeds", type=seeds, default=[0], help="seeds for LoRA and distillation")
+    parser.add_argument("--backbone-seeds", type=seeds, default=[0, 1, 2], help="seeds for LoRA and distillation")
     parser.add_argument("--adapter-seeds", type=seeds, default=[0, 1, 2], help="seeds for the adapters")
     parser.add_argument("--full-seeds", type=seeds, default=[0, 1, 2], help="seeds for full fine-tuning")
     parser.add_argument("--out", type=Path, default=course_lib.paths.REPO_ROOT / "build" / "finetune_strategies.json")

@@ -666,20 +666,21 @@ def plot_strategies(result: dict, ax=None):
     if not isinstance(result, dict) or not {"rows", "per_seed", "unseen_queries"} <= set(result):
         raise TypeError("result must be the dict compare() returns (with rows, per_seed and unseen_queries)")
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 4))
+        _, ax = plt.subplots(figsize=(10, 4))
     base = next(r for r in result["rows"] if r["strategy"] == "base")
+    markers = "osD^vP*Xh"  # a marker per strategy as well as a colour, so points that sit close stay apart
     for i, r in enumerate(r for r in result["rows"] if r["strategy"] != "base"):
         x = max(r["train_s"], 0.1)
         vals = [p["unseen nDCG@10"] for p in result["per_seed"] if p["strategy"] == r["strategy"]]
         ax.errorbar([x], [r["unseen nDCG@10"]], yerr=[[r["unseen nDCG@10"] - min(vals)], [max(vals) - r["unseen nDCG@10"]]],
-                    fmt="o", capsize=3)
-        ax.annotate(f"{r['strategy']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})", (x, r["unseen nDCG@10"]),
-                    fontsize=8, xytext=(6, 4 if i % 2 else -10), textcoords="offset points")  # alternate: no overlaps
+                    fmt=markers[i % len(markers)], capsize=3,
+                    label=f"{r['strategy']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
     ax.axhline(base["unseen nDCG@10"], color="k", lw=1, label="base model")
     ax.axhline(base["unseen nDCG@10"] + 0.02, color="k", ls="--", lw=1, label="base + 2 points")
     ax.set_xscale("log")
     ax.set_xlim(0.1, 1e4)
     ax.set(xlabel="training time (s, log scale)", ylabel=f"nDCG@10, {result['unseen_queries']} unseen-doc queries",
            title="What each strategy buys on documents no training query cited")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # beside the axes: labels never cover points
+    ax.figure.tight_layout()
     return ax

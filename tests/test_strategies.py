@@ -198,8 +198,8 @@ def test_plot_strategies_draws_one_point_per_strategy_with_its_seed_range():
             {"strategy": "a", "unseen nDCG@10": 0.63, "train_s": 2.0, "seeds": 2},
             {"strategy": "b", "unseen nDCG@10": 0.5, "train_s": 900.0, "seeds": 1}]
     ax = S.plot_strategies({"rows": rows, "per_seed": per_seed, "unseen_queries": 104})
-    texts = [t.get_text() for t in ax.texts]
-    assert texts == ["a (2 seeds)", "b (1 seed)"]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["base model", "base + 2 points", "a (2 seeds)", "b (1 seed)"]
     assert [round(line.get_ydata()[0], 2) for line in ax.lines if line.get_linestyle() in ("-", "--")
             and len(line.get_ydata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]][-2:] == [0.6, 0.62]
     bars = list(ax.containers)
