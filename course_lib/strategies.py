@@ -174,21 +174,27 @@ def distill_recipe(cfg, seed: int | None = None) -> DistillRecipe:
 
 
 def add_lora(model, rank: int = 16, lora_alpha: int = 32, lora_dropout: float = 0.1,
-             targets: Sequence[str] = LORA_TARGETS) -> int:
+             targets: Sequence[str] = LORA_TARGETS, seed: int = 0) -> int:
     """Freeze ``model``'s transformer and add trainable LoRA adapters to its ``targets``; return their parameter count.
 
     The adapters go in with peft's ``inject_adapter_in_model``. (sentence-transformers' own ``add_adapter``
     calls transformers', which with transformers 5.24 asks for peft >= 0.22, a release the package index does not
-    have yet; the injection underneath is the same.)
+    have yet; the injection underneath is the same.) peft draws each A matrix at random from torch's global
+    generator; here it draws from ``seed`` (and the caller's generator state is left as it was), so the same
+    seed gives the same adapters whatever ran before in the process.
     """
+    import torch
     from peft import LoraConfig, inject_adapter_in_model
 
     V.check_int("rank", rank, low=1)
     V.check_int("lora_alpha", lora_alpha, low=1)
     V.check_number("lora_dropout", lora_dropout, low=0, high=1, high_open=True)
+    V.check_int("seed", seed, low=0)
     inner = _transformer(model)
-    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                                       target_modules=list(targets)), inner)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                                           target_modules=list(targets)), inner)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -254,10 +260,11 @@ def _start(recipe, cls, maker: str, device, small, retrain, show_progress):
 
 
 def _train_cached(base, prefix: str, recipe, columns: dict, stats: dict, make_loss, prepare, finish, device, retrain,
-                  show_progress):
+                  show_progress, version: str | None = None):
     """Train ``base`` (the packaged model, untouched so far) on ``columns`` with ``make_loss(model)`` after
     ``prepare(model) -> info`` and before ``finish(model)``, once: the result is cached under
-    ``<cache>/models/<prefix>-<key>``."""
+    ``<cache>/models/<prefix>-<key>``. A ``version`` joins the key when the training itself changed, so that a
+    model trained by the older code is not loaded."""
     from course_lib.cache import model_fingerprint, texts_fingerprint
     from course_lib.models import cached_model
     from course_lib.training import fit, recipe_key
@@ -280,7 +287,7 @@ def _train_cached(base, prefix: str, recipe, columns: dict, stats: dict, make_lo
     if getattr(recipe, "queries", None) == "train":  # the default table keeps the key it had before the field
         settings = {k: v for k, v in settings.items() if k not in ("queries", "title_docs")}
     key = [model_fingerprint(base), texts_fingerprint(list(map(str, range(len(flat)))), flat), sorted(columns),
-           [round(x, 6) for x in labels], settings]
+           [round(x, 6) for x in labels], settings] + ([version] if version else [])
     return cached_model(prefix, key, train, device=device, retrain=retrain)
 
 
@@ -298,7 +305,7 @@ def lora_model(recipe: LoraRecipe, device: str | None = None, small: bool = Fals
     columns, stats = training_columns(base, train_ds, test_ds, recipe, show_progress)
 
     def prepare(model):
-        return {"trainable": add_lora(model, recipe.rank, recipe.lora_alpha, recipe.lora_dropout)}
+        return {"trainable": add_lora(model, recipe.rank, recipe.lora_alpha, recipe.lora_dropout, seed=recipe.seed)}
 
     def finish(model):
         size = _bytes_of(lora_state(model))
@@ -307,7 +314,7 @@ def lora_model(recipe: LoraRecipe, device: str | None = None, small: bool = Fals
 
     return _train_cached(base, f"lora-r{recipe.rank}", recipe, columns, stats,
                          lambda m: make_loss(m, recipe.loss, recipe.mini_batch_size), prepare, finish, device,
-                         retrain, show_progress)
+                         retrain, show_progress, version="seeded adapters")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1489,6 +1489,7 @@ for fn in ("lora_recipe", "distill_recipe"):
 for fn in ("add_lora", "lora_state", "merge_lora"):
     err(f"strategies.{fn}", "model None", lambda f=getattr(ST, fn): f(None), "model")
 err("strategies.add_lora", "rank 0", lambda: ST.add_lora(None, rank=0), "rank")
+err("strategies.add_lora", "seed -1", lambda: ST.add_lora(None, seed=-1), "seed")
 for fn, rec in (("lora_model", ST.LoraRecipe), ("distill_model", ST.DistillRecipe)):
     err(f"strategies.{fn}", "recipe", lambda f=getattr(ST, fn): f(finetune.FinetuneRecipe()), "recipe")
     err(f"strategies.{fn}", "device", lambda f=getattr(ST, fn), r=rec: f(r(), device="tpu"), "device")
