@@ -281,6 +281,8 @@ def train_adaptor(corpus_emb: np.ndarray, *, dims: Sequence[int] = ADAPTOR_DIMS,
     import torch
     from tqdm.auto import tqdm
 
+    from course_lib.config import seeded_torch
+
     x = V.check_matrix("corpus_emb", corpus_emb)
     if x.shape[0] < 2:
         raise ValueError(f"corpus_emb must have at least 2 rows, got {x.shape[0]}")
@@ -304,46 +306,45 @@ def train_adaptor(corpus_emb: np.ndarray, *, dims: Sequence[int] = ADAPTOR_DIMS,
     V.check_choice("init", init, ("pca", "identity"))
     V.check_int("seed", seed, low=0)
     V.check_bool("show_progress", show_progress)
-
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    full = torch.from_numpy(np.asarray(x, np.float32))  # (N, D): the targets' cosines and the adaptor's input
-    neighbors = torch.from_numpy(nearest_neighbors(x, k))  # (N, k)
-    if init == "pca":
-        pca = pca_fit(x)
-        fixed = {"mean": torch.from_numpy(pca.mean), "rotation": torch.from_numpy(pca.components)}
-    else:
-        fixed = {"mean": torch.zeros(d), "rotation": torch.eye(d)}
-    weights_ = {"w1": torch.nn.Parameter(torch.randn(d, hidden) / d ** 0.5),
-              "b1": torch.nn.Parameter(torch.zeros(hidden)),
-              "w2": torch.nn.Parameter(torch.zeros(hidden, d)),  # f starts as the identity
-              "b2": torch.nn.Parameter(torch.zeros(d))}
-    params = {**fixed, **weights_}
-    opt = torch.optim.Adam(weights_.values(), lr=lr)
-    if pairs is not None:
-        qp = torch.from_numpy(np.asarray(q_pairs, np.float32))  # (P, D)
-        dp = torch.from_numpy(np.asarray(d_pairs, np.float32))  # (P, D)
-    losses = []
-    start = time.perf_counter()
-    for _ in tqdm(range(steps), desc="training adaptor", disable=not show_progress):
-        adapted = _forward(params, full)  # (N, D)
-        rows = torch.randperm(len(full), generator=g)[:batch_size]  # (b,)
-        z = (full - fixed["mean"]) @ fixed["rotation"]  # (N, D): what the MLP sees
-        loss = (alpha * pairwise_similarity_loss(full[rows], adapted[rows], dims)
-                + beta * topk_similarity_loss(full, adapted, neighbors, dims)
-                + gamma * reconstruction_loss(z, adapted))
+    with seeded_torch(seed):  # the same seed, the same adaptor (the top-k loss's backward scatters gradients)
+        g = torch.Generator().manual_seed(seed)
+        full = torch.from_numpy(np.asarray(x, np.float32))  # (N, D): the targets' cosines and the adaptor's input
+        neighbors = torch.from_numpy(nearest_neighbors(x, k))  # (N, k)
+        if init == "pca":
+            pca = pca_fit(x)
+            fixed = {"mean": torch.from_numpy(pca.mean), "rotation": torch.from_numpy(pca.components)}
+        else:
+            fixed = {"mean": torch.zeros(d), "rotation": torch.eye(d)}
+        weights_ = {"w1": torch.nn.Parameter(torch.randn(d, hidden) / d ** 0.5),
+                    "b1": torch.nn.Parameter(torch.zeros(hidden)),
+                    "w2": torch.nn.Parameter(torch.zeros(hidden, d)),  # f starts as the identity
+                    "b2": torch.nn.Parameter(torch.zeros(d))}
+        params = {**fixed, **weights_}
+        opt = torch.optim.Adam(weights_.values(), lr=lr)
         if pairs is not None:
-            b = torch.randperm(len(qp), generator=g)[:min(64, len(qp))]  # (b,) pairs
-            aq, ad = _forward(params, qp[b]), _forward(params, dp[b])  # (b, D) each
-            loss = loss + sum(_mnrl(aq[:, :m], ad[:, :m]) for m in dims)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    out = {name: p.detach().numpy().astype(np.float32) for name, p in params.items()}
-    return {**out, "losses": losses, "seconds": round(time.perf_counter() - start, 2), "dims": list(dims), "k": k,
-            "steps": steps, "hidden": hidden, "lr": lr, "weights": [alpha, beta, gamma], "init": init,
-            "supervised": pairs is not None}
+            qp = torch.from_numpy(np.asarray(q_pairs, np.float32))  # (P, D)
+            dp = torch.from_numpy(np.asarray(d_pairs, np.float32))  # (P, D)
+        losses = []
+        start = time.perf_counter()
+        for _ in tqdm(range(steps), desc="training adaptor", disable=not show_progress):
+            adapted = _forward(params, full)  # (N, D)
+            rows = torch.randperm(len(full), generator=g)[:batch_size]  # (b,)
+            z = (full - fixed["mean"]) @ fixed["rotation"]  # (N, D): what the MLP sees
+            loss = (alpha * pairwise_similarity_loss(full[rows], adapted[rows], dims)
+                    + beta * topk_similarity_loss(full, adapted, neighbors, dims)
+                    + gamma * reconstruction_loss(z, adapted))
+            if pairs is not None:
+                b = torch.randperm(len(qp), generator=g)[:min(64, len(qp))]  # (b,) pairs
+                aq, ad = _forward(params, qp[b]), _forward(params, dp[b])  # (b, D) each
+                loss = loss + sum(_mnrl(aq[:, :m], ad[:, :m]) for m in dims)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out = {name: p.detach().numpy().astype(np.float32) for name, p in params.items()}
+        return {**out, "losses": losses, "seconds": round(time.perf_counter() - start, 2), "dims": list(dims), "k": k,
+                "steps": steps, "hidden": hidden, "lr": lr, "weights": [alpha, beta, gamma], "init": init,
+                "supervised": pairs is not None}
 
 
 def arrays_fingerprint(arrays: Sequence[np.ndarray]) -> list[str]:

@@ -159,6 +159,8 @@ def train_projection(q_emb: np.ndarray, q_mask: np.ndarray, d_emb: np.ndarray, d
     import torch
     from tqdm.auto import tqdm
 
+    from course_lib.config import seeded_torch
+
     V.check_tokens("q_emb", q_emb, q_mask, numpy_only=True)
     V.check_tokens("d_emb", d_emb, d_mask, numpy_only=True)
     q_mask, d_mask = V.check_mask("q_mask", q_mask, q_emb.shape[:2]), V.check_mask("d_mask", d_mask, d_emb.shape[:2])
@@ -191,7 +193,8 @@ def train_projection(q_emb: np.ndarray, q_mask: np.ndarray, d_emb: np.ndarray, d
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(d_emb), min(len(d_emb), 200), replace=False)  # (<= 200,) document rows
     tokens = torch.from_numpy(d_emb[rows][d_mask[rows]].astype(np.float32))  # (tokens, D)
-    _, _, v = torch.pca_lowrank(tokens, q=dim, center=False)  # v: (D, dim)
+    with seeded_torch(seed):  # pca_lowrank draws its random projection from torch's global generator
+        _, _, v = torch.pca_lowrank(tokens, q=dim, center=False)  # v: (D, dim)
     weight = torch.nn.Parameter(v[:, :dim].clone())  # (D, dim)
     opt = torch.optim.Adam([weight], lr=lr)
     pairs = np.asarray(pairs, np.int64)  # (P, 2): (query row, document row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass
@@ -63,6 +64,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int):
+    """Run a block on torch's global generator seeded with ``seed`` and with deterministic algorithms on, then put
+    back the caller's generator state and setting. For code that draws from torch's global generator inside a
+    library (peft's LoRA init, ``torch.pca_lowrank``), or whose backward pass accumulates scattered gradients
+    (indexing a tensor with repeated rows): without it, the same seed gave other weights from run to run.
+
+    >>> import torch
+    >>> with seeded_torch(3):
+    ...     a = torch.rand(2)
+    >>> with seeded_torch(3):
+    ...     bool(torch.equal(a, torch.rand(2)))
+    True
+    """
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    was = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was)
 
 
 def setup(seed: int = 0, small: bool | None = None, verbose: bool = True) -> Config:

@@ -183,16 +183,16 @@ def add_lora(model, rank: int = 16, lora_alpha: int = 32, lora_dropout: float = 
     generator; here it draws from ``seed`` (and the caller's generator state is left as it was), so the same
     seed gives the same adapters whatever ran before in the process.
     """
-    import torch
     from peft import LoraConfig, inject_adapter_in_model
+
+    from course_lib.config import seeded_torch
 
     V.check_int("rank", rank, low=1)
     V.check_int("lora_alpha", lora_alpha, low=1)
     V.check_number("lora_dropout", lora_dropout, low=0, high=1, high_open=True)
     V.check_int("seed", seed, low=0)
     inner = _transformer(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_torch(seed):
         inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                                            target_modules=list(targets)), inner)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1669,6 +1669,7 @@ err("config.setup", "small", lambda: config.setup(small="yes", verbose=False), "
 err("config.setup", "verbose", lambda: config.setup(verbose=1), "verbose")
 for label, value in (("negative", -1), ("bool", True), ("float", 1.0), ("huge", 2 ** 40)):
     err("config.seed_everything", f"seed {label}", lambda v=value: config.seed_everything(v), "seed")
+    err("config.seeded_torch", f"seed {label}", lambda v=value: config.seeded_torch(v).__enter__(), "seed")
 ok("config.pick_device", "a device", lambda: config.pick_device()[0] in {"cuda", "mps", "cpu"}, eq(True))
 for label, value in (("int", 3), ("None", None), ("empty", "")):
     err("paths.env_flag", f"name {label}", lambda v=value: paths.env_flag(v), "name")

@@ -41,6 +41,23 @@ def test_training_a_projection_lowers_the_loss_and_separates_pairs():
     assert (maxsim(qe, qm, de, dm).argmax(axis=1) == np.arange(40)).mean() > 0.9
 
 
+def test_the_same_seed_trains_the_same_projection_whatever_ran_before():
+    """torch.pca_lowrank, the projection's start, draws a random projection from torch's global generator: the
+    same seed started elsewhere after other work in the process."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    q, d = rng.standard_normal((30, 4, 32)).astype(np.float32), rng.standard_normal((30, 10, 32)).astype(np.float32)
+    qm, dm = np.ones((30, 4), bool), np.ones((30, 10), bool)
+    weights = []
+    for draws in (5, 1000):
+        torch.manual_seed(11)
+        torch.rand(draws)
+        weights.append(CB.train_projection(q, qm, d, dm, [(i, i) for i in range(30)], dim=8, epochs=2, batch_size=8,
+                                           show_progress=False)["weight"])
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
 def test_projection_training_passes_the_leakage_guard_and_is_keyed_on_texts(model, tmp_cache):
     import copy
 
