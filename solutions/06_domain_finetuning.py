@@ -30,9 +30,9 @@
 # **Prerequisites:** notebooks 01-05 (nDCG@10, in-batch negatives and the Matryoshka loss, compression).
 #
 # **Expected time on a laptop CPU:** about 150 minutes of work (seven exercises, one prediction, two written
-# answers). Running it the first time takes about 90 minutes on a 2-core CPU (five training runs of the backbone,
+# answers). Running it the first time takes about 70 minutes on a 2-core CPU (five training runs of the backbone,
 # and the corpus encoded with each trained model; all are cached) and about a minute after that; `COURSE_SMALL=1`
-# trains for 6 steps on 96 pairs and uses the 1,500-document sub-corpus (about 10 minutes the first time). Cells
+# trains for 6 steps on 96 pairs and uses the 1,500-document sub-corpus (about 7 minutes the first time). Cells
 # that run longer than about 20 seconds say so above them.
 #
 # **Terms used throughout** (each is defined again where it first matters):
@@ -887,10 +887,11 @@ pd.DataFrame({"negative": [f"teacher's non-positive no. {r + 1}" for r in margin
 # query), STS-B, trainable parameters, training time, bytes to ship, and the milliseconds to embed one query (the
 # 300 test queries in one batch, measured in this call). The two linear adapters and the corpus-only adaptor train
 # with 3 seeds, since they are cheap; the table gives the mean and the range (the seed-by-seed figures are in
-# `strategy_result["per_seed"]`). The no-label distillation on titles is left out here (25 more minutes of
-# training); its figures come from `benchmarks/finetune_strategies.py`. **This cell takes about 45 minutes the
-# first time on a 2-core CPU** (LoRA and distillation each train the backbone for 15-25 minutes, and the corpus is
-# encoded with each; `COURSE_SMALL=1`: about 5 minutes); seconds after that.
+# `strategy_result["per_seed"]`). The no-label distillation on titles is left out here (about 20 more minutes of
+# training); its figures come from `benchmarks/finetune_strategies.py`. **This cell takes about 31 minutes the
+# first time on a 2-core CPU** (measured: LoRA trains the backbone for 13 minutes and distillation for 8, the
+# corpus is encoded with each in 3, and three adaptor seeds take a minute each; `COURSE_SMALL=1`: about 3 minutes);
+# seconds after that.
 
 # %%
 with quiet():
@@ -915,7 +916,7 @@ strategy_table
 #   unseen-document queries (0.695, from 0.690 to 0.704 by seed, against the base's 0.676): +1.9 points, just short
 #   of a 2-point gain, with STS-B unchanged;
 # - **full fine-tuning** gained +1.0 on the unseen slice with the seed this notebook uses, and lost 1.6 and 1.4
-#   with two others (mean -0.7): one seed would have told a different story. **LoRA** lost 1.3 there (3 seeds)
+#   with two others (mean -0.7): one seed would have told a different story. **LoRA** lost 1.4 there (3 seeds)
 #   but kept the best STS-B (+0.7), and **distillation** from the hybrid scored +0.1 (3 seeds: -1.3, +0.9, +0.6): the
 #   student did not learn the teacher's advantage from 900 triples in 2 epochs. With corpus titles as its queries
 #   it lost 12.6 points: titles are not claims, and a model trained on the wrong kind of query gets worse at the
@@ -963,8 +964,8 @@ strategy_table
 #    queries whose clauses never appear in training and check it before shipping.
 # 2. **The SaaS vendor: one backbone, one small adapter per customer.** Forty fully tuned models are 40 x 91 MB
 #    and 40 encoders to host; LoRA adapters are 2.7 MB each on one shared backbone, switched per request (kept
-#    unmerged), and they cost the general domain least (STS-B +0.7). On SciFact, though, LoRA gained only 5.8
-#    points on all queries and lost 1.3 on unseen documents, while a per-customer *query* adapter (590 kB) gained
+#    unmerged), and they cost the general domain least (STS-B +0.7). On SciFact, though, LoRA gained only 5.7
+#    points on all queries and lost 1.4 on unseen documents, while a per-customer *query* adapter (590 kB) gained
 #    16 points and needs no per-customer document encoder at all: all customers' documents are encoded once by
 #    the shared base model. I would start with query adapters and move a customer to LoRA only if its adapter
 #    plateaus.
