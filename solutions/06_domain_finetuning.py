@@ -921,7 +921,7 @@ strategy_table
 #   student did not learn the teacher's advantage from 900 triples in 2 epochs. With corpus titles as its queries
 #   it lost 12.6 points: titles are not claims, and a model trained on the wrong kind of query gets worse at the
 #   right one;
-# - the **corpus-only adaptor** (built to keep similarities while shortening vectors, notebook 07) lost 2.1 at
+# - the **corpus-only adaptor** (built to keep similarities while shortening vectors, notebook 07) lost 2.0 at
 #   all 384 dims: without queries there is nothing to pull toward;
 # - differences of 1-2 points on 104 queries are within what another seed moves (1.4 to 2.7 points between seeds
 #   here), so read the wins and losses, and the seed range, before the mean (this notebook's table runs one seed of
@@ -970,7 +970,7 @@ strategy_table
 #    the shared base model. I would start with query adapters and move a customer to LoRA only if its adapter
 #    plateaus.
 # 3. **The hospital: keep the hybrid, and distil only on its own logged queries.** Without labels the candidates
-#    are corpus-only adaptation (-2.1 points on unseen documents) or distillation from the BM25 hybrid it trusts,
+#    are corpus-only adaptation (-2.0 points on unseen documents) or distillation from the BM25 hybrid it trusts,
 #    whose scores need no labels. The table warns on both: distillation from the hybrid scored +0.1 points on
 #    unseen documents with real claims as queries (3 seeds: level with the base) and -12.6 with titles as pseudo-queries, while the hybrid itself scores
 #    0.721 on those queries against the dense model's 0.676. So serve the hybrid (BM25 + dense) for new
