@@ -52,12 +52,16 @@ def pick_device() -> tuple[str, str]:
     return "cpu", "no CUDA or MPS device found"
 
 
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global generator and torch (all devices)."""
     import torch
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    _check_seed(seed)
 
     random.seed(seed)
     np.random.seed(seed)
@@ -82,8 +86,7 @@ def seeded_torch(seed: int):
     """
     import torch
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    _check_seed(seed)
     was = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
